@@ -1,0 +1,32 @@
+"""mmlion's optimizers, and their registration in MMEngine's ``OPTIMIZERS``.
+
+Registration happens here, once, at import. MMEngine's own optimizer module
+registers lion-pytorch's or bitsandbytes' class as ``'Lion'`` when either is
+installed, so it is imported first and then replaced (with one log line saying
+so); otherwise ``import mmengine.optim`` after mmlion would raise ``KeyError``.
+"""
+import mmengine.optim  # noqa: F401  (must register its optimizers before ours)
+from mmengine.logging import print_log
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+
+from mmlion.registry import OPTIMIZERS
+from .lion import Lion
+
+__all__ = ['Lion']
+
+
+def _register() -> None:
+    OPTIMIZERS.register_module(name='Lion', module=Lion, force=True)
+    previous = MMENGINE_OPTIMIZERS.module_dict.get('Lion')
+    if previous is Lion:
+        return
+    if previous is not None:
+        print_log(
+            f"mmlion: 'Lion' in MMEngine's OPTIMIZERS was {previous.__module__}."
+            f'{previous.__qualname__}; it now builds mmlion.optim.Lion '
+            f"(use type='mmlion.Lion' to be explicit).",
+            logger='current', level=30)
+    MMENGINE_OPTIMIZERS.register_module(name='Lion', module=Lion, force=True)
+
+
+_register()

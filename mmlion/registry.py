@@ -1,0 +1,8 @@
+"""mmlion's registries, children of MMEngine's, so that ``type='mmlion.Lion'`` and
+``default_scope='mmlion'`` resolve here the way ``mmdet.*`` resolves in MMDetection.
+"""
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+from mmengine.registry import Registry
+
+OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, scope='mmlion',
+                      locations=['mmlion.optim'])

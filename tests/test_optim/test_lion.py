@@ -1,0 +1,477 @@
+"""Tests of mmlion.optim.Lion: the math, the implementations against each other,
+the settings and their errors, and (de)serialization."""
+import copy
+import math
+import re
+import warnings
+
+import pytest
+import torch
+
+from mmlion import _ext
+import mmlion.optim.lion as lion_module
+from mmlion.optim import Lion
+from mmlion.optim.lion import lion
+
+IMPLS = ['for-loop', 'foreach', 'fused']
+needs_kernel = pytest.mark.skipif(_ext.fused_lion_kernel() is None,
+                                  reason=f'fused kernel not built: {_ext.load_error()}')
+
+
+def impl_flags(impl):
+    if impl == 'fused' and _ext.fused_lion_kernel() is None:
+        pytest.skip(f'fused kernel not built: {_ext.load_error()}')
+    return dict(foreach=impl == 'foreach', fused=impl == 'fused')
+
+
+def make_params(dtype=torch.float64, seed=0, complex_=False):
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(3, 4), (0,), (70_000,), (5,), (2, 3, 3, 3)]
+    params = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in shapes]
+    if complex_:
+        params.append(torch.randn(6, generator=gen, dtype=torch.complex128).to(
+            torch.complex64 if dtype != torch.float64 else torch.complex128))
+    return [torch.nn.Parameter(p) for p in params]
+
+
+def three_groups(params):
+    return [{'params': params[:2], 'lr': 3e-3, 'weight_decay': 0.5},
+            {'params': params[2:4]},
+            {'params': params[4:], 'betas': (0.95, 0.98)}]
+
+
+def run(params, steps=7, seed=1, none_grad_at=(3, 0), **kwargs):
+    """Train ``params`` for ``steps`` steps on fixed random grads; return the optimizer."""
+    optimizer = Lion(three_groups(params), **kwargs)
+    gen = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        for index, p in enumerate(params):
+            grad = torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype)
+            p.grad = None if (step, index) == none_grad_at else grad
+        optimizer.step()
+    return optimizer
+
+
+def clone(params):
+    return [torch.nn.Parameter(p.detach().clone()) for p in params]
+
+
+OPTION_SETS = [
+    dict(),
+    dict(weight_decay=0.1),
+    dict(maximize=True, weight_decay=0.1),
+    dict(cautious=True),
+    dict(decoupled_weight_decay=True, weight_decay=1e-3),
+]
+
+
+@pytest.mark.parametrize('impl', ['foreach', 'fused'])
+@pytest.mark.parametrize('options', OPTION_SETS, ids=str)
+def test_implementations_match_for_loop_float64(impl, options):
+    base = make_params()
+    ref_params, test_params = clone(base), clone(base)
+    ref = run(ref_params, lr=1e-3, foreach=False, fused=False, **options)
+    test = run(test_params, lr=1e-3, **impl_flags(impl), **options)
+    for p_ref, p_test in zip(ref_params, test_params):
+        torch.testing.assert_close(p_test, p_ref, rtol=0, atol=1e-14)
+        if p_ref in ref.state:
+            torch.testing.assert_close(test.state[p_test]['exp_avg'],
+                                       ref.state[p_ref]['exp_avg'], rtol=0, atol=1e-14)
+    # the param whose grad was None at one step still moved at the others
+    assert not torch.equal(ref_params[0], base[0])
+
+
+@pytest.mark.parametrize('impl', ['foreach', 'fused'])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16, torch.float16])
+def test_implementations_match_for_loop_low_precision(impl, dtype):
+    base = make_params(dtype)
+    lr = 1e-3
+    ref_params, test_params = clone(base), clone(base)
+    ref = run(ref_params, lr=lr, weight_decay=0.1, foreach=False, fused=False)
+    test = run(test_params, lr=lr, weight_decay=0.1, **impl_flags(impl))
+    eps = torch.finfo(dtype).eps
+    for p_ref, p_test in zip(ref_params, test_params):
+        # A sign may flip where the interpolation is within rounding of zero; then the
+        # param is off by 2 lr per such step. Anything more is a bug.
+        diff = (p_test.double() - p_ref.double()).abs()
+        bound = 7 * 2 * lr + 4 * eps * p_ref.double().abs()
+        assert bool((diff <= bound).all()), f'max diff {diff.max()}'
+        if p_ref in ref.state:
+            m_ref, m_test = ref.state[p_ref]['exp_avg'], test.state[p_test]['exp_avg']
+            assert m_test.dtype == dtype
+            torch.testing.assert_close(m_test.double(), m_ref.double(), rtol=4 * eps,
+                                       atol=4 * eps)
+
+
+def test_one_step_equals_formula():
+    lr, (beta1, beta2), wd = 1e-2, (0.9, 0.99), 0.3
+    p0 = torch.randn(100, dtype=torch.float64)
+    m0 = torch.randn(100, dtype=torch.float64)
+    g = torch.randn(100, dtype=torch.float64)
+    for impl in IMPLS:
+        if impl == 'fused' and _ext.fused_lion_kernel() is None:
+            continue
+        p = torch.nn.Parameter(p0.clone())
+        optimizer = Lion([p], lr=lr, betas=(beta1, beta2), weight_decay=wd, **impl_flags(impl))
+        optimizer.state[p]['exp_avg'] = m0.clone()
+        p.grad = g.clone()
+        optimizer.step()
+        expected_p = p0 * (1 - lr * wd) - lr * torch.sign(beta1 * m0 + (1 - beta1) * g)
+        expected_m = beta2 * m0 + (1 - beta2) * g
+        torch.testing.assert_close(p.detach(), expected_p, rtol=0, atol=1e-15, msg=impl)
+        torch.testing.assert_close(optimizer.state[p]['exp_avg'], expected_m, rtol=0,
+                                   atol=1e-15, msg=impl)
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_first_step_from_zero_state_is_sign_of_grad(impl):
+    p = torch.nn.Parameter(torch.zeros(10, dtype=torch.float64))
+    p.grad = torch.linspace(-1, 1, 10, dtype=torch.float64)
+    Lion([p], lr=0.5, **impl_flags(impl)).step()
+    torch.testing.assert_close(p.detach(), -0.5 * torch.sign(p.grad))
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_cautious_formula(impl):
+    lr, beta1 = 0.1, 0.9
+    m0 = torch.tensor([1.0, 1.0, -1.0, -1.0], dtype=torch.float64)
+    g = torch.tensor([0.5, -20.0, -0.5, 3.0], dtype=torch.float64)
+    p = torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))
+    optimizer = Lion([p], lr=lr, cautious=True, **impl_flags(impl))
+    optimizer.state[p]['exp_avg'] = m0.clone()
+    p.grad = g
+    optimizer.step()
+    update = torch.sign(beta1 * m0 + (1 - beta1) * g)  # [1, -1, -1, -1]
+    mask = (update * g > 0).double()  # [1, 1, 1, 0]
+    expected = -lr * update * mask / mask.mean()
+    torch.testing.assert_close(p.detach(), expected, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_decoupled_weight_decay_follows_schedule_not_lr(impl):
+    p = torch.nn.Parameter(torch.ones(8, dtype=torch.float64))
+    optimizer = Lion([p], lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True,
+                     **impl_flags(impl))
+    assert optimizer.param_groups[0]['initial_lr'] == 1e-2
+    optimizer.param_groups[0]['lr'] = 5e-3  # a scheduler halved the lr
+    p.grad = torch.zeros(8, dtype=torch.float64)
+    optimizer.step()
+    # decay = wd * lr / initial_lr = 0.05; the sign of a zero interpolation is 0
+    torch.testing.assert_close(p.detach(), torch.full((8,), 0.95, dtype=torch.float64))
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_tensor_lr_equals_float_lr(impl):
+    base = make_params()
+    a, b = clone(base), clone(base)
+    opt_a = run(a, lr=2e-3, weight_decay=0.1, **impl_flags(impl))
+    opt_b = run(b, lr=torch.tensor(2e-3, dtype=torch.float64), weight_decay=0.1,
+                **impl_flags(impl))
+    for pa, pb in zip(a, b):
+        torch.testing.assert_close(pb, pa, rtol=0, atol=1e-15)
+    assert isinstance(opt_b.param_groups[1]['lr'], torch.Tensor)
+    assert opt_a.param_groups[1]['lr'] == 2e-3
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_complex_equals_view_as_real_twin(impl):
+    gen = torch.Generator().manual_seed(0)
+    z = torch.nn.Parameter(torch.randn(50, generator=gen, dtype=torch.complex128))
+    r = torch.nn.Parameter(torch.view_as_real(z.detach()).clone())
+    opt_z = Lion([z], lr=1e-2, weight_decay=0.1, **impl_flags(impl))
+    opt_r = Lion([r], lr=1e-2, weight_decay=0.1, **impl_flags(impl))
+    for _ in range(5):
+        g = torch.randn(50, generator=gen, dtype=torch.complex128)
+        z.grad, r.grad = g, torch.view_as_real(g).clone()
+        opt_z.step()
+        opt_r.step()
+    torch.testing.assert_close(torch.view_as_real(z.detach()), r.detach(), rtol=0, atol=0)
+    assert opt_z.state[z]['exp_avg'].is_complex()
+    torch.testing.assert_close(torch.view_as_real(opt_z.state[z]['exp_avg']),
+                               opt_r.state[r]['exp_avg'], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_maximize_climbs(impl):
+    # f(x) = -|x - 3|^2 has its maximum at 3
+    x = torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))
+    optimizer = Lion([x], lr=0.05, maximize=True, **impl_flags(impl))
+    values = []
+    for _ in range(50):
+        optimizer.zero_grad()
+        f = -((x - 3) ** 2).sum()
+        f.backward()
+        optimizer.step()
+        values.append(f.item())
+    # each step moves every coordinate by lr towards 3
+    assert all(b > a for a, b in zip(values, values[1:]))
+    torch.testing.assert_close(x.detach(), torch.full((4,), 2.5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_minimizes_quadratic(impl):
+    x = torch.nn.Parameter(torch.full((4,), 5.0))
+    optimizer = Lion([x], lr=0.05, **impl_flags(impl))
+    for _ in range(200):
+        optimizer.zero_grad()
+        (x ** 2).sum().backward()
+        optimizer.step()
+    assert x.abs().max() < 0.2
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_state_dtype_bfloat16(impl):
+    base = make_params(torch.float32)
+    ref_params, test_params = clone(base), clone(base)
+    ref = run(ref_params, lr=1e-3, foreach=False, fused=False)
+    test = run(test_params, lr=1e-3, state_dtype='bfloat16', **impl_flags(impl))
+    assert test.param_groups[0]['state_dtype'] is torch.bfloat16
+    for p_ref, p_test in zip(ref_params, test_params):
+        if p_ref not in ref.state:
+            continue
+        m = test.state[p_test]['exp_avg']
+        assert m.dtype == torch.bfloat16 and m.element_size() == 2
+        torch.testing.assert_close(m.float(), ref.state[p_ref]['exp_avg'], rtol=2e-2,
+                                   atol=1e-2)
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_state_dtype_survives_state_dict_round_trip(impl):
+    params = make_params(torch.float32)
+    optimizer = run(params, lr=1e-3, state_dtype=torch.bfloat16, **impl_flags(impl))
+    fresh = Lion(three_groups(params), lr=1e-3, state_dtype=torch.bfloat16,
+                 **impl_flags(impl))
+    fresh.load_state_dict(optimizer.state_dict())  # torch casts state to the param dtype
+    for p in params:
+        p.grad = torch.ones_like(p)
+    fresh.step()
+    assert all(s['exp_avg'].dtype == torch.bfloat16 for s in fresh.state.values())
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_state_dict_round_trip_in_lockstep(impl):
+    params_a = make_params(torch.float32)
+    opt_a = run(params_a, steps=3, lr=1e-3, weight_decay=0.1, **impl_flags(impl))
+    params_b = clone(params_a)
+    opt_b = Lion(three_groups(params_b), lr=1e-3, weight_decay=0.1, **impl_flags(impl))
+    opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(4):
+        for pa, pb in zip(params_a, params_b):
+            g = torch.randn(pa.shape, generator=gen)
+            pa.grad, pb.grad = g, g.clone()
+        opt_a.step()
+        opt_b.step()
+    for pa, pb in zip(params_a, params_b):
+        assert torch.equal(pa, pb)
+        if pa in opt_a.state:
+            assert torch.equal(opt_a.state[pa]['exp_avg'], opt_b.state[pb]['exp_avg'])
+
+
+def test_deepcopy_then_step():
+    params = make_params(torch.float32)
+    optimizer = run(params, steps=2, lr=1e-3, cautious=True, state_dtype=torch.bfloat16)
+    twin = copy.deepcopy(optimizer)
+    for key, value in optimizer.defaults.items():
+        assert twin.defaults[key] == value, key
+    twin_params = [p for g in twin.param_groups for p in g['params']]
+    for p in twin_params:
+        p.grad = torch.ones_like(p)
+    before = [p.detach().clone() for p in twin_params]
+    twin.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, twin_params) if a.numel())
+    # the original is untouched by the copy's step
+    assert all(p is not q for p, q in zip(params, twin_params))
+
+
+def test_loads_state_dict_without_newer_flags():
+    params = make_params(torch.float32)
+    optimizer = run(params, steps=2, lr=1e-3)
+    old = optimizer.state_dict()
+    for group in old['param_groups']:
+        for key in ('maximize', 'cautious', 'decoupled_weight_decay', 'state_dtype',
+                    'foreach', 'fused'):
+            group.pop(key)
+    fresh = Lion(three_groups(params), lr=1e-3)
+    fresh.load_state_dict(old)
+    for group in fresh.param_groups:
+        assert group['maximize'] is False and group['state_dtype'] is None
+    for p in params:
+        p.grad = torch.ones_like(p)
+    fresh.step()
+    # an old pickle of the optimizer object itself
+    state = optimizer.__getstate__()
+    for group in state['param_groups']:
+        group.pop('cautious')
+    revived = Lion.__new__(Lion)
+    revived.__setstate__(state)
+    assert all(g['cautious'] is False for g in revived.param_groups)
+
+
+def test_loads_lion_pytorch_style_state_dict():
+    """lion-pytorch and timm keep the momentum as ``state['exp_avg']`` and the same
+    group keys (lr, betas, weight_decay); their state dicts load and step."""
+    params = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+    foreign = {
+        'state': {0: {'exp_avg': torch.full((4, 3), 0.5)}, 1: {'exp_avg': torch.zeros(3)}},
+        'param_groups': [{'lr': 3e-4, 'betas': (0.9, 0.99), 'weight_decay': 0.0,
+                          'params': [0, 1]}],
+    }
+    optimizer = Lion(params)
+    optimizer.load_state_dict(foreign)
+    assert optimizer.param_groups[0]['lr'] == 3e-4
+    before = params[0].detach().clone()
+    params[0].grad = torch.zeros(4, 3)
+    params[1].grad = torch.zeros(3)
+    optimizer.step()
+    # sign(0.9 * 0.5 + 0.1 * 0) = 1: the loaded momentum drove the step
+    torch.testing.assert_close(params[0].detach(), before - 3e-4)
+
+
+def test_equal_groups_are_batched_into_one_call(monkeypatch):
+    calls = []
+    real = lion_module.lion
+
+    def spy(params, *args, **kwargs):
+        calls.append(len(params))
+        return real(params, *args, **kwargs)
+
+    monkeypatch.setattr(lion_module, 'lion', spy)
+    params = [torch.nn.Parameter(torch.randn(3)) for _ in range(6)]
+    groups = [{'params': [p]} for p in params[:4]]  # what paramwise_cfg makes
+    groups += [{'params': [p], 'weight_decay': 0.0} for p in params[4:]]
+    optimizer = Lion(groups, lr=1e-3, weight_decay=0.1)
+    for p in params:
+        p.grad = torch.randn(3)
+    optimizer.step()
+    assert sorted(calls) == [2, 4]
+
+
+def test_functional_matches_class():
+    base = make_params()
+    a, b = clone(base)[2:4], clone(base)[2:4]
+    optimizer = Lion(a, lr=1e-3, weight_decay=0.2, betas=(0.8, 0.9))
+    grads = [torch.randn_like(p) for p in a]
+    for p, g in zip(a, grads):
+        p.grad = g
+    optimizer.step()
+    ms = [torch.zeros_like(p) for p in b]
+    with torch.no_grad():
+        lion([p for p in b], grads, ms, lr=1e-3, beta1=0.8, beta2=0.9, weight_decay=0.2)
+    for pa, pb in zip(a, b):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+def test_unbuilt_kernel_falls_back_with_one_message(monkeypatch):
+    monkeypatch.setattr(_ext, '_loaded', True)
+    monkeypatch.setattr(_ext, '_kernel', None)
+    monkeypatch.setattr(_ext, '_error', 'mmlion._C could not be imported: test')
+    monkeypatch.setattr(lion_module, '_warned_unbuilt', False)
+    base = make_params()
+    a, b = clone(base), clone(base)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        run(a, lr=1e-3)
+    messages = [str(w.message) for w in caught if 'fused Lion kernel' in str(w.message)]
+    assert len(messages) == 1 and 'test' in messages[0]
+    run(b, lr=1e-3, foreach=False, fused=False)
+    for pa, pb in zip(a, b):
+        assert torch.equal(pa, pb)
+    with pytest.raises(RuntimeError, match='fused=True needs the compiled mmlion kernel'):
+        run(clone(base), lr=1e-3, fused=True)
+
+
+def test_sparse_grad_raises_and_leaves_params():
+    p = torch.nn.Parameter(torch.ones(4))
+    optimizer = Lion([p])
+    p.grad = torch.sparse_coo_tensor([[0]], [1.0], (4,))
+    with pytest.raises(RuntimeError, match='sparse gradients'):
+        optimizer.step()
+    assert torch.equal(p.detach(), torch.ones(4))
+
+
+@pytest.mark.parametrize('kwargs, pattern', [
+    (dict(lr=-1e-3), 'Invalid learning rate: lr=-0.001'),
+    (dict(lr='1e-3'), "Invalid learning rate: lr='1e-3'"),
+    (dict(lr=float('nan')), 'Invalid learning rate: lr=nan'),
+    (dict(lr=torch.ones(2)), 'Invalid learning rate: .* shape \\(2,\\)'),
+    (dict(betas=(0.9,)), 'Invalid betas: betas=\\(0.9,\\)'),
+    (dict(betas=(1.0, 0.99)), 'Invalid beta parameter at index 0: betas=\\(1.0, 0.99\\)'),
+    (dict(betas=(0.9, -0.1)), 'Invalid beta parameter at index 1'),
+    (dict(betas=(0.9, '0.99')), 'Invalid beta parameter at index 1'),
+    (dict(betas=0.9), 'Invalid betas: betas=0.9'),
+    (dict(weight_decay=-0.1), 'Invalid weight_decay value: weight_decay=-0.1'),
+    (dict(weight_decay=None), 'Invalid weight_decay value: weight_decay=None'),
+    (dict(state_dtype=torch.int8), 'Invalid state_dtype: state_dtype=torch.int8'),
+    (dict(state_dtype='bf17'), "Invalid state_dtype: state_dtype='bf17'"),
+    (dict(maximize='yes'), "Invalid maximize: maximize='yes'"),
+    (dict(cautious=1), 'Invalid cautious: cautious=1'),
+    (dict(foreach=True, fused=True), 'fused=True and foreach=True'),
+])
+def test_bad_hyperparameters_raise(kwargs, pattern):
+    p = torch.nn.Parameter(torch.ones(3))
+    with pytest.raises(ValueError, match=pattern):
+        Lion([p], **kwargs)
+    assert torch.equal(p.detach(), torch.ones(3))
+
+
+def test_bad_group_value_raises_and_keeps_optimizer():
+    p, q = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    optimizer = Lion([p], lr=1e-3)
+    with pytest.raises(ValueError, match=re.escape('lr=-1.0')):
+        optimizer.add_param_group({'params': [q], 'lr': -1.0})
+    assert len(optimizer.param_groups) == 1
+    with pytest.raises(ValueError, match='state_dtype=.* complex'):
+        Lion([torch.nn.Parameter(torch.ones(2, dtype=torch.complex64))],
+             state_dtype=torch.bfloat16)
+    with pytest.raises(TypeError, match='unexpected keyword argument .eps.'):
+        Lion([p], eps=1e-8)
+
+
+@needs_kernel
+def test_fused_kernel_checks_its_inputs():
+    kernel = _ext.fused_lion_kernel()
+    p, g, m = torch.zeros(4), torch.zeros(4), torch.zeros(5)
+    with pytest.raises(RuntimeError, match='different sizes'):
+        kernel([p], [g], [m], 1e-3, 0.9, 0.99, 1.0, False, False)
+    with pytest.raises(RuntimeError, match='same length'):
+        kernel([p], [g], [], 1e-3, 0.9, 0.99, 1.0, False, False)
+    with pytest.raises(RuntimeError, match='share one dtype'):
+        kernel([p], [g.double()], [p.clone()], 1e-3, 0.9, 0.99, 1.0, False, False)
+    assert torch.equal(p, torch.zeros(4))
+
+
+@needs_kernel
+def test_fused_handles_non_contiguous_and_large_tensors():
+    gen = torch.Generator().manual_seed(0)
+    big = torch.randn(3 * (1 << 15) + 17, generator=gen)  # several chunks and a tail
+    t = torch.randn(40, 30, generator=gen).t()  # not contiguous
+    params = [torch.nn.Parameter(big.clone()), torch.nn.Parameter(t.clone())]
+    twins = [torch.nn.Parameter(big.clone()), torch.nn.Parameter(t.clone())]
+    assert not params[1].is_contiguous()
+    a = Lion(params, lr=1e-3, fused=True)
+    b = Lion(twins, lr=1e-3, foreach=False, fused=False)
+    for _ in range(3):
+        for p, q in zip(params, twins):
+            g = torch.randn(p.shape, generator=gen)
+            p.grad, q.grad = g, g.clone()
+        a.step()
+        b.step()
+    for p, q in zip(params, twins):
+        assert (p - q).abs().max() <= 1e-6
+
+
+def test_nan_gradient_poisons_momentum_in_every_implementation():
+    """torch.sign(NaN) is 0 on the CPU, so a NaN gradient freezes its element for
+    good: the momentum turns NaN and every later sign is 0. All implementations
+    agree on this (a guard against it is a separate option)."""
+    for impl in IMPLS:
+        if impl == 'fused' and _ext.fused_lion_kernel() is None:
+            continue
+        p = torch.nn.Parameter(torch.ones(3))
+        optimizer = Lion([p], lr=0.1, **impl_flags(impl))
+        p.grad = torch.tensor([1.0, float('nan'), 1.0])
+        optimizer.step()
+        assert p[1].item() == torch.sign(torch.tensor(float('nan'))).item() * -0.1 + 1.0
+        assert p[0].item() == pytest.approx(0.9), impl
+        assert math.isnan(optimizer.state[p]['exp_avg'][1].item()), impl
