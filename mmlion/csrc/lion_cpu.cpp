@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -46,27 +48,72 @@ int64_t count_agree(const scalar_t* g, const state_t* m, int64_t n, const Hyper&
   return agree;
 }
 
+// Loads and stores in the op-math type. bf16 is converted with integer bit
+// operations (round to nearest even, NaN kept NaN, as c10::BFloat16 does) so
+// that the loops below vectorize; fp16 goes through c10::Half.
+template <typename T, typename opmath_t>
+struct Mem {
+  static inline opmath_t load(const T* ptr, int64_t i) { return static_cast<opmath_t>(ptr[i]); }
+  static inline void store(T* ptr, int64_t i, opmath_t v) { ptr[i] = static_cast<T>(v); }
+};
+
+template <>
+struct Mem<c10::BFloat16, float> {
+  static inline float load(const c10::BFloat16* ptr, int64_t i) {
+    const uint32_t bits = static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(ptr)[i]) << 16;
+    float v;
+    std::memcpy(&v, &bits, sizeof(v));
+    return v;
+  }
+  static inline void store(c10::BFloat16* ptr, int64_t i, float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof(bits));
+    const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    reinterpret_cast<uint16_t*>(ptr)[i] = static_cast<uint16_t>(v != v ? 0x7FC0u : rounded);
+  }
+};
+
 template <typename scalar_t, typename state_t, typename opmath_t, bool kMaximize, bool kCautious>
-void lion_span(scalar_t* __restrict__ p, const scalar_t* __restrict__ g,
-               state_t* __restrict__ m, int64_t n, const Hyper& h, opmath_t caution_scale) {
+inline void lion_span_impl(scalar_t* __restrict__ p, const scalar_t* __restrict__ g,
+                           state_t* __restrict__ m, int64_t n, const Hyper& h,
+                           opmath_t caution_scale) {
+  using P = Mem<scalar_t, opmath_t>;
+  using S = Mem<state_t, opmath_t>;
   const opmath_t decay = h.decay;
   const opmath_t neg_lr = -h.lr;
   const opmath_t b1 = h.beta1, omb1 = 1.0 - h.beta1;
   const opmath_t b2 = h.beta2, omb2 = 1.0 - h.beta2;
+#pragma GCC ivdep
   for (int64_t i = 0; i < n; ++i) {
-    opmath_t gi = static_cast<opmath_t>(g[i]);
+    opmath_t gi = P::load(g, i);
     if (kMaximize) gi = -gi;
-    const opmath_t mi = static_cast<opmath_t>(m[i]);
+    const opmath_t mi = S::load(m, i);
     // weight decay
-    opmath_t pi = static_cast<opmath_t>(p[i]) * decay;
+    opmath_t pi = P::load(p, i) * decay;
     // weight update
     opmath_t u = sign_of<opmath_t>(mi * b1 + gi * omb1);
     if (kCautious) u = (u * gi > opmath_t(0)) ? u * caution_scale : opmath_t(0);
     pi = pi + neg_lr * u;
-    p[i] = static_cast<scalar_t>(pi);
+    P::store(p, i, pi);
     // decay the momentum running average coefficient
-    m[i] = static_cast<state_t>(mi * b2 + gi * omb2);
+    S::store(m, i, mi * b2 + gi * omb2);
   }
+}
+
+// Compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time, so one
+// build is fast on the machine it runs on and still runs on older ones. FMA stays
+// off (ISO C++ mode), which keeps every clone bitwise equal to the others.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MMLION_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MMLION_CLONES
+#endif
+
+template <typename scalar_t, typename state_t, typename opmath_t, bool kMaximize, bool kCautious>
+MMLION_CLONES void lion_span(scalar_t* p, const scalar_t* g, state_t* m, int64_t n,
+                             const Hyper& h, opmath_t caution_scale) {
+  lion_span_impl<scalar_t, state_t, opmath_t, kMaximize, kCautious>(p, g, m, n, h,
+                                                                     caution_scale);
 }
 
 template <typename scalar_t, typename state_t, typename opmath_t>
@@ -82,45 +129,149 @@ void lion_span_dispatch(scalar_t* p, const scalar_t* g, state_t* m, int64_t n,
   }
 }
 
+// One tensor's kernels, bound to its (param dtype, state dtype) pair, so that a
+// single call can update lists that mix dtypes.
+struct TensorOps {
+  void (*span)(void* p, const void* g, void* m, int64_t begin, int64_t n, const Hyper& h,
+               bool cautious, double caution_scale);
+  int64_t (*count)(const void* g, const void* m, int64_t begin, int64_t n, const Hyper& h);
+};
+
+template <typename scalar_t, typename state_t>
+struct TypedOps {
+  using opmath_t = at::opmath_type<scalar_t>;
+  static void span(void* p, const void* g, void* m, int64_t begin, int64_t n, const Hyper& h,
+                   bool cautious, double caution_scale) {
+    lion_span_dispatch<scalar_t, state_t, opmath_t>(
+        static_cast<scalar_t*>(p) + begin, static_cast<const scalar_t*>(g) + begin,
+        static_cast<state_t*>(m) + begin, n, h, cautious, caution_scale);
+  }
+  static int64_t count(const void* g, const void* m, int64_t begin, int64_t n, const Hyper& h) {
+    return count_agree<scalar_t, state_t, opmath_t>(static_cast<const scalar_t*>(g) + begin,
+                                                   static_cast<const state_t*>(m) + begin, n, h);
+  }
+  static constexpr TensorOps ops{&span, &count};
+};
+
+template <typename scalar_t>
+TensorOps ops_for_state(at::ScalarType state_dtype) {
+  switch (state_dtype) {
+    case at::kFloat: return TypedOps<scalar_t, float>::ops;
+    case at::kDouble: return TypedOps<scalar_t, double>::ops;
+    case at::kBFloat16: return TypedOps<scalar_t, c10::BFloat16>::ops;
+    case at::kHalf: return TypedOps<scalar_t, c10::Half>::ops;
+    default: TORCH_CHECK(false, "fused_lion_: unsupported exp_avg dtype ", state_dtype);
+  }
+}
+
+TensorOps ops_for(at::ScalarType dtype, at::ScalarType state_dtype) {
+  switch (dtype) {
+    case at::kFloat: return ops_for_state<float>(state_dtype);
+    case at::kDouble: return ops_for_state<double>(state_dtype);
+    case at::kBFloat16: return ops_for_state<c10::BFloat16>(state_dtype);
+    case at::kHalf: return ops_for_state<c10::Half>(state_dtype);
+    default: TORCH_CHECK(false, "fused_lion_: unsupported param dtype ", dtype);
+  }
+}
+
 struct Chunk {
   int64_t tensor, begin, end;
 };
 
-template <typename scalar_t, typename state_t>
-void fused_lion_typed(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
-                      const std::vector<at::Tensor>& exp_avgs, const Hyper& h, bool cautious) {
-  using opmath_t = at::opmath_type<scalar_t>;
+// A tensor as the kernel sees it: real and dense. Complex tensors are viewed as
+// real; tensors whose layouts differ are worked on in contiguous copies that are
+// written back afterwards (rare: autograd gives grads the param's layout).
+struct Operand {
+  at::Tensor p, g, m;            // what the kernel reads and writes
+  at::Tensor p_orig, m_orig;     // where to copy back, when p or m is a copy
+  TensorOps ops;
+};
+
+Operand make_operand(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg,
+                     size_t i) {
+  at::Tensor p = param, g = grad, m = exp_avg;
+  if (p.is_complex()) p = at::view_as_real(p);
+  if (g.is_complex()) g = at::view_as_real(g);
+  if (m.is_complex()) m = at::view_as_real(m);
+  TORCH_CHECK(!g.is_sparse(), "fused_lion_: grad ", i, " is sparse");
+  TORCH_CHECK(p.scalar_type() == g.scalar_type(),
+              "fused_lion_: params and grads must share one dtype; tensor ", i, " has param ",
+              param.scalar_type(), " and grad ", grad.scalar_type());
+  TORCH_CHECK(p.numel() == g.numel() && p.numel() == m.numel(), "fused_lion_: tensor ", i,
+              " has param, grad and exp_avg of different sizes");
+  Operand op{p, g, m, at::Tensor(), at::Tensor(), ops_for(p.scalar_type(), m.scalar_type())};
+  // Elementwise work can walk raw memory whenever the three share one dense layout
+  // (channels_last included); otherwise it works on contiguous copies.
+  const bool shared_dense_layout = p.is_non_overlapping_and_dense() &&
+                                   g.strides().equals(p.strides()) &&
+                                   m.strides().equals(p.strides());
+  if (!shared_dense_layout) {
+    if (!p.is_contiguous()) {
+      op.p_orig = p;
+      op.p = p.contiguous();
+    }
+    if (!m.is_contiguous()) {
+      op.m_orig = m;
+      op.m = m.contiguous();
+    }
+    op.g = g.contiguous();
+  }
+  return op;
+}
+
+}  // namespace
+
+// Updates params and exp_avgs in place. Returns false, having touched nothing,
+// when some tensor is not on the CPU (the caller then takes another path).
+bool fused_lion_(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
+                 const std::vector<at::Tensor>& exp_avgs, double lr, double beta1, double beta2,
+                 double decay, bool maximize, bool cautious) {
+  TORCH_CHECK(params.size() == grads.size() && params.size() == exp_avgs.size(),
+              "fused_lion_: params, grads and exp_avgs must have the same length, got ",
+              params.size(), ", ", grads.size(), " and ", exp_avgs.size());
   const int64_t ntensors = static_cast<int64_t>(params.size());
-  std::vector<scalar_t*> pp(ntensors);
-  std::vector<const scalar_t*> gp(ntensors);
-  std::vector<state_t*> mp(ntensors);
+  for (int64_t t = 0; t < ntensors; ++t) {
+    if (!params[t].device().is_cpu() || !grads[t].device().is_cpu() ||
+        !exp_avgs[t].device().is_cpu()) {
+      return false;
+    }
+  }
+  // All checks happen here, before the first write.
+  std::vector<Operand> operands;
+  operands.reserve(ntensors);
   std::vector<Chunk> chunks;
   chunks.reserve(ntensors);
   for (int64_t t = 0; t < ntensors; ++t) {
-    pp[t] = params[t].data_ptr<scalar_t>();
-    gp[t] = grads[t].const_data_ptr<scalar_t>();
-    mp[t] = exp_avgs[t].data_ptr<state_t>();
-    const int64_t n = params[t].numel();
+    operands.push_back(make_operand(params[t], grads[t], exp_avgs[t], t));
+    const int64_t n = operands.back().p.numel();
     for (int64_t b = 0; b < n; b += kChunk) chunks.push_back({t, b, std::min(n, b + kChunk)});
   }
   const int64_t nchunks = static_cast<int64_t>(chunks.size());
-  if (nchunks == 0) return;
+  if (nchunks == 0) return true;
+  std::vector<void*> pp(ntensors), mp(ntensors);
+  std::vector<const void*> gp(ntensors);
+  for (int64_t t = 0; t < ntensors; ++t) {
+    pp[t] = operands[t].p.data_ptr();
+    gp[t] = operands[t].g.const_data_ptr();
+    mp[t] = operands[t].m.data_ptr();
+  }
+  const Hyper h{lr, beta1, beta2, decay, maximize};
 
   std::vector<double> scale(ntensors, 1.0);
   if (cautious) {
-    // timm's rule: scale kept updates by 1 / max(mean(mask), 1e-3).
+    // timm's rule: scale the kept updates by 1 / max(mean(mask), 1e-3).
     std::vector<int64_t> agree(nchunks, 0);
     at::parallel_for(0, nchunks, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t c = lo; c < hi; ++c) {
         const Chunk& k = chunks[c];
-        agree[c] = count_agree<scalar_t, state_t, opmath_t>(
-            gp[k.tensor] + k.begin, mp[k.tensor] + k.begin, k.end - k.begin, h);
+        agree[c] = operands[k.tensor].ops.count(gp[k.tensor], mp[k.tensor], k.begin,
+                                                k.end - k.begin, h);
       }
     });
     std::vector<int64_t> per_tensor(ntensors, 0);
     for (int64_t c = 0; c < nchunks; ++c) per_tensor[chunks[c].tensor] += agree[c];
     for (int64_t t = 0; t < ntensors; ++t) {
-      const double n = static_cast<double>(params[t].numel());
+      const double n = static_cast<double>(operands[t].p.numel());
       if (n > 0) scale[t] = 1.0 / std::max(static_cast<double>(per_tensor[t]) / n, 1e-3);
     }
   }
@@ -128,73 +279,22 @@ void fused_lion_typed(const std::vector<at::Tensor>& params, const std::vector<a
   at::parallel_for(0, nchunks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) {
       const Chunk& k = chunks[c];
-      lion_span_dispatch<scalar_t, state_t, opmath_t>(
-          pp[k.tensor] + k.begin, gp[k.tensor] + k.begin, mp[k.tensor] + k.begin,
-          k.end - k.begin, h, cautious, scale[k.tensor]);
+      operands[k.tensor].ops.span(pp[k.tensor], gp[k.tensor], mp[k.tensor], k.begin,
+                                  k.end - k.begin, h, cautious, scale[k.tensor]);
     }
   });
-}
-
-void check_inputs(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
-                  const std::vector<at::Tensor>& exp_avgs) {
-  TORCH_CHECK(params.size() == grads.size() && params.size() == exp_avgs.size(),
-              "fused_lion_: params, grads and exp_avgs must have the same length, got ",
-              params.size(), ", ", grads.size(), " and ", exp_avgs.size());
-  if (params.empty()) return;
-  const auto dtype = params[0].scalar_type();
-  const auto state_dtype = exp_avgs[0].scalar_type();
-  for (size_t i = 0; i < params.size(); ++i) {
-    const auto& p = params[i];
-    const auto& g = grads[i];
-    const auto& m = exp_avgs[i];
-    TORCH_CHECK(p.device().is_cpu() && g.device().is_cpu() && m.device().is_cpu(),
-                "fused_lion_: tensor ", i, " is not on the CPU");
-    TORCH_CHECK(p.scalar_type() == dtype && g.scalar_type() == dtype,
-                "fused_lion_: params and grads must share one dtype; tensor ", i, " has param ",
-                p.scalar_type(), " and grad ", g.scalar_type(), ", expected ", dtype);
-    TORCH_CHECK(m.scalar_type() == state_dtype, "fused_lion_: exp_avg ", i, " has dtype ",
-                m.scalar_type(), ", expected ", state_dtype);
-    TORCH_CHECK(p.numel() == g.numel() && p.numel() == m.numel(), "fused_lion_: tensor ", i,
-                " has param, grad and exp_avg of different sizes");
-    TORCH_CHECK(p.is_contiguous() && g.is_contiguous() && m.is_contiguous(),
-                "fused_lion_: tensor ", i, " is not contiguous");
-    TORCH_CHECK(!g.is_sparse(), "fused_lion_: grad ", i, " is sparse");
+  for (auto& op : operands) {
+    if (op.p_orig.defined()) op.p_orig.copy_(op.p);
+    if (op.m_orig.defined()) op.m_orig.copy_(op.m);
   }
-}
-
-}  // namespace
-
-void fused_lion_(std::vector<at::Tensor> params, std::vector<at::Tensor> grads,
-                 std::vector<at::Tensor> exp_avgs, double lr, double beta1, double beta2,
-                 double decay, bool maximize, bool cautious) {
-  check_inputs(params, grads, exp_avgs);
-  if (params.empty()) return;
-  const Hyper h{lr, beta1, beta2, decay, maximize};
-  const auto dtype = params[0].scalar_type();
-  const auto state_dtype = exp_avgs[0].scalar_type();
-
-#define MMLION_STATE_CASES(scalar_t)                                                       \
-  switch (state_dtype) {                                                                  \
-    case at::kFloat: return fused_lion_typed<scalar_t, float>(params, grads, exp_avgs, h, cautious); \
-    case at::kDouble: return fused_lion_typed<scalar_t, double>(params, grads, exp_avgs, h, cautious); \
-    case at::kBFloat16: return fused_lion_typed<scalar_t, c10::BFloat16>(params, grads, exp_avgs, h, cautious); \
-    case at::kHalf: return fused_lion_typed<scalar_t, c10::Half>(params, grads, exp_avgs, h, cautious); \
-    default: TORCH_CHECK(false, "fused_lion_: unsupported exp_avg dtype ", state_dtype);   \
-  }
-
-  switch (dtype) {
-    case at::kFloat: MMLION_STATE_CASES(float)
-    case at::kDouble: MMLION_STATE_CASES(double)
-    case at::kBFloat16: MMLION_STATE_CASES(c10::BFloat16)
-    case at::kHalf: MMLION_STATE_CASES(c10::Half)
-    default: TORCH_CHECK(false, "fused_lion_: unsupported param dtype ", dtype);
-  }
-#undef MMLION_STATE_CASES
+  return true;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "mmlion's fused Lion kernels";
-  m.def("fused_lion_", &fused_lion_, "Fused in-place Lion step over lists of CPU tensors",
+  m.def("fused_lion_", &fused_lion_,
+        "Fused in-place Lion step over lists of CPU tensors; false if some tensor is not "
+        "on the CPU",
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("decay"), py::arg("maximize"),
         py::arg("cautious"));

@@ -235,9 +235,6 @@ class Lion(Optimizer):
             elif state_dtype is not None and exp_avg.dtype != state_dtype:
                 # load_state_dict casts state to the param dtype; restore ours.
                 exp_avg = p_state['exp_avg'] = exp_avg.to(state_dtype)
-            if p.is_complex():
-                p, grad, exp_avg = (torch.view_as_real(p), torch.view_as_real(grad),
-                                    torch.view_as_real(exp_avg))
             params.append(p)
             grads.append(grad)
             exp_avgs.append(exp_avg)
@@ -362,6 +359,16 @@ def _multi_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List
             torch._foreach_copy_(ms, m32)
 
 
+def _run_kernel(kernel, params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay,
+                initial_lr, maximize, cautious) -> bool:
+    """One kernel call for the whole list: it handles mixed dtypes, complex and
+    non-contiguous tensors itself, and returns False, touching nothing, when some
+    tensor is not on the CPU."""
+    lr_value = float(lr)
+    decay = 1.0 - float(_decay_amount(lr_value, weight_decay, initial_lr))
+    return kernel(params, grads, exp_avgs, lr_value, beta1, beta2, decay, maximize, cautious)
+
+
 def _fused_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
                 lr: Union[float, Tensor], beta1: float, beta2: float, weight_decay: float,
                 initial_lr, maximize: bool, cautious: bool) -> None:
@@ -369,25 +376,12 @@ def _fused_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     if kernel is None:
         raise RuntimeError(f'fused=True needs the compiled mmlion kernel, which is not '
                            f'available: {_ext.load_error()}')
-    lr_value = float(lr)
-    decay = 1.0 - float(_decay_amount(lr_value, weight_decay, initial_lr))
-    params, grads, exp_avgs = _as_real(params, grads, exp_avgs)
-    for (device, _, _), (ps, gs, ms) in _group_tensors(params, grads, exp_avgs).items():
-        if device.type != 'cpu':
-            raise RuntimeError(f'fused=True: mmlion has no fused kernel for device {device}; '
-                               f'use foreach=True')
-        if not all(_same_dense_layout(p, g, m) for p, g, m in zip(ps, gs, ms)):
-            # Rare (autograd gives grads the param's layout); the kernel walks memory
-            # linearly, so such lists take the multi-tensor path.
-            _multi_tensor_lion(ps, gs, ms, lr=lr, beta1=beta1, beta2=beta2,
-                               weight_decay=weight_decay, initial_lr=initial_lr,
-                               maximize=maximize, cautious=cautious)
-            continue
-        kernel(ps, gs, ms, lr_value, beta1, beta2, decay, maximize, cautious)
-
-
-def _same_dense_layout(p: Tensor, g: Tensor, m: Tensor) -> bool:
-    return p.is_contiguous() and g.is_contiguous() and m.is_contiguous()
+    if not _run_kernel(kernel, params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2,
+                       weight_decay=weight_decay, initial_lr=initial_lr, maximize=maximize,
+                       cautious=cautious):
+        devices = sorted({str(t.device) for t in (*params, *grads, *exp_avgs)})
+        raise RuntimeError(f'fused=True: mmlion has a fused kernel for the CPU only, got '
+                           f'tensors on {devices}; use foreach=True')
 
 
 def _as_real(params, grads, exp_avgs):
@@ -402,21 +396,13 @@ def _as_real(params, grads, exp_avgs):
 _warned_unbuilt = False
 
 
-def _default_to_fused_or_foreach(params: List[Tensor]) -> Tuple[bool, bool]:
-    """Fused where a kernel exists for the device; else foreach on CUDA (as torch)."""
+def _warn_unbuilt_once() -> None:
     global _warned_unbuilt
-    all_cpu = all(p.device.type == 'cpu' for p in params)
-    if all_cpu:
-        if _ext.fused_lion_kernel() is not None:
-            return True, False
-        if not _warned_unbuilt:
-            _warned_unbuilt = True
-            warnings.warn(f'mmlion: fused Lion kernel not available ({_ext.load_error()}); '
-                          f'using the for-loop path. Build it with '
-                          f'`pip install -e . --no-build-isolation`.')
-        return False, False
-    all_cuda = all(p.device.type == 'cuda' for p in params)
-    return False, all_cuda
+    if not _warned_unbuilt:
+        _warned_unbuilt = True
+        warnings.warn(f'mmlion: fused Lion kernel not available ({_ext.load_error()}); '
+                      f'using the for-loop path. Build it with '
+                      f'`pip install -e . --no-build-isolation`.')
 
 
 def lion(params: List[Tensor],
@@ -437,14 +423,22 @@ def lion(params: List[Tensor],
     See :class:`Lion` for the algorithm. ``initial_lr`` set (not None) means
     decoupled weight decay: the decay is ``weight_decay * lr / initial_lr``.
     """
+    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                 initial_lr=initial_lr, maximize=maximize, cautious=cautious)
     if fused is None and foreach is None:
-        fused, foreach = _default_to_fused_or_foreach(params)
+        # Fused where the kernel takes the tensors (CPU); else foreach on CUDA, as
+        # torch chooses, and the for-loop elsewhere.
+        kernel = _ext.fused_lion_kernel()
+        if kernel is not None:
+            if _run_kernel(kernel, params, grads, exp_avgs, **hyper):
+                return
+        elif params and params[0].device.type == 'cpu':
+            _warn_unbuilt_once()
+        foreach = all(p.device.type == 'cuda' for p in params)
     if fused:
         func = _fused_lion
     elif foreach:
         func = _multi_tensor_lion
     else:
         func = _single_tensor_lion
-    func(params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2,
-         weight_decay=weight_decay, initial_lr=initial_lr, maximize=maximize,
-         cautious=cautious)
+    func(params, grads, exp_avgs, **hyper)

@@ -100,20 +100,27 @@ def optimizer_factories(quick: bool) -> Dict[str, Tuple[str, Callable]]:
     return rows
 
 
-def measure_bandwidth(numel: int = 1 << 26, repeats: int = 7) -> float:
-    """Bytes per second of ``a += b`` on large fp32 buffers.
+class BandwidthProbe:
+    """Times ``a += b`` on two 256 MiB fp32 buffers, one call per round.
 
-    An in-place update reads two arrays and writes one back into a line it has
-    just read, the same traffic pattern as an optimizer step.
+    An in-place update reads two arrays and writes one back into lines it has just
+    read: the traffic pattern of an optimizer step. Timed in the same rounds as the
+    optimizers, so the limit and the steps see the same machine.
     """
-    a = torch.ones(numel)
-    b = torch.ones(numel)
-    times = []
-    for _ in range(repeats):
+
+    def __init__(self, numel: int = 1 << 26):
+        self.a = torch.ones(numel)
+        self.b = torch.full((numel,), 1e-9)
+        self.bytes = 3 * 4 * numel
+        self.times: List[float] = []
+
+    def step(self) -> None:
         start = time.perf_counter()
-        a.add_(b)
-        times.append(time.perf_counter() - start)
-    return 3 * 4 * numel / statistics.median(times)
+        self.a.add_(self.b)
+        self.times.append(time.perf_counter() - start)
+
+    def bandwidth(self) -> float:
+        return self.bytes / statistics.median(self.times)
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
@@ -125,7 +132,8 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> int:
     return total
 
 
-def run_case(shapes, per_param: bool, factories, steps: int, warmup: int) -> List[dict]:
+def run_case(shapes, per_param: bool, factories, steps: int, warmup: int,
+             probe: BandwidthProbe) -> Tuple[List[dict], float]:
     gen = torch.Generator().manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(s, generator=gen) * 0.02) for s in shapes]
     for p in params:
@@ -140,7 +148,9 @@ def run_case(shapes, per_param: bool, factories, steps: int, warmup: int) -> Lis
         for optimizer in optimizers.values():
             optimizer.step()
     times: Dict[str, List[float]] = {name: [] for name in optimizers}
+    probe.times.clear()
     for _ in range(steps):
+        probe.step()
         for name, optimizer in optimizers.items():
             start = time.perf_counter()
             optimizer.step()
@@ -152,7 +162,7 @@ def run_case(shapes, per_param: bool, factories, steps: int, warmup: int) -> Lis
                          state_bytes_per_param=state_bytes(optimizer) / numel))
     del optimizers, params
     gc.collect()
-    return rows
+    return rows, probe.bandwidth()
 
 
 def print_table(title: str, rows: List[dict], bandwidth: float) -> None:
@@ -160,6 +170,8 @@ def print_table(title: str, rows: List[dict], bandwidth: float) -> None:
     adamw = ref.get('torch AdamW fused')
     lucid = ref.get('lion-pytorch Lion')
     print(f'\n### {title}\n')
+    print(f'memory bandwidth (a += b, fp32, median of the same rounds): '
+          f'{bandwidth / 1e9:.1f} GB/s\n')
     print('| optimizer | ms/step | vs AdamW fused | vs lion-pytorch | % of bandwidth limit '
           '| state bytes/param |')
     print('| --- | ---: | ---: | ---: | ---: | ---: |')
@@ -217,10 +229,11 @@ def main():
     if args.quick:
         args.steps, args.warmup = 3, 1
     factories = optimizer_factories(args.quick)
-    bandwidth = measure_bandwidth(1 << 22 if args.quick else 1 << 26)
-    print(f'torch {torch.__version__}, {args.threads} threads, '
-          f'memory bandwidth (a += b, fp32): {bandwidth / 1e9:.1f} GB/s')
+    probe = BandwidthProbe(1 << 22 if args.quick else 1 << 26)
+    print(f'torch {torch.__version__}, {args.threads} threads, {args.steps} interleaved '
+          f'rounds, medians')
     results: Dict[str, List[dict]] = {}
+    bandwidths: Dict[str, float] = {}
     for case in args.cases:
         shapes = SHAPE_SETS[case]()
         if args.quick:
@@ -231,13 +244,15 @@ def main():
                 continue
             title = (f'{case}: {len(shapes)} tensors, {numel / 1e6:.2f} M params, '
                      f'{"one group per parameter" if per_param else "one group"}')
-            rows = run_case(shapes, per_param, factories, args.steps, args.warmup)
+            rows, bandwidth = run_case(shapes, per_param, factories, args.steps,
+                                       args.warmup, probe)
             print_table(title, rows, bandwidth)
             sys.stdout.flush()
             results[title] = rows
+            bandwidths[title] = bandwidth
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(bandwidth=bandwidth, results=results), f, indent=1)
+            json.dump(dict(bandwidths=bandwidths, results=results), f, indent=1)
     if args.plot:
         plot(results, args.plot)
 

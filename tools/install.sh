@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Install everything mmlion needs into .venv/ inside the checkout, then mmlion itself
+# (editable, with its fused kernel). Safe to re-run: a second run with nothing to do
+# takes seconds. Settings from the environment:
+#   PYTHON      interpreter that creates the venv            (default: python3)
+#   VENV        where the environment lives                  (default: <repo>/.venv)
+#   MAX_JOBS    compile jobs for mmcv's ops and mmlion's kernel (default: nproc)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip install --progress-bar off)
+
+# What the environment must hold; the stamp records it so a re-run can skip pip.
+TORCH_SPEC="torch==2.13.0"   # the CPU build on this project's machines
+STACK=("setuptools<80" wheel ninja numpy "mmengine==0.10.7" pycocotools pytest matplotlib)
+STAMP="$VENV/.mmlion-install-stamp"
+stamp_value() {
+    cat "$ROOT/tools/install.sh" "$ROOT/setup.py" "$ROOT"/mmlion/csrc/*.cpp | sha256sum | cut -c1-16
+}
+
+step() { printf '\n[mmlion install %s] %s\n' "$1" "$2"; }
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] \
+    && "$PY" -c "import mmlion, mmdet, mmcv.ops; from mmlion import _C" 2>/dev/null; then
+    echo "[mmlion install] $VENV is up to date"
+    exit 0
+fi
+
+if [ ! -x "$PY" ]; then
+    step 1/6 "creating the virtual environment $VENV"
+    "$PYTHON" -m venv "$VENV"
+else
+    step 1/6 "using the virtual environment $VENV"
+fi
+
+if "$PY" -c "import torch" 2>/dev/null; then
+    step 2/6 "keeping the installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
+else
+    step 2/6 "installing $TORCH_SPEC"
+    "${PIP[@]}" "$TORCH_SPEC"
+fi
+
+step 3/6 "installing mmengine and the build and test tools"
+"${PIP[@]}" "${STACK[@]}"
+# lion-pytorch is a peer the benchmark and the registry tests compare against;
+# --no-deps keeps its loose `torch` requirement from touching the installed torch.
+"${PIP[@]}" --no-deps lion-pytorch
+
+if "$PY" -c "import mmcv.ops" 2>/dev/null; then
+    step 4/6 "mmcv with compiled ops is already installed"
+else
+    step 4/6 "installing mmcv 2.1.0 with its compiled ops (no wheel exists for this torch:" \
+        "the first build takes about 20 minutes on 2 cores, later ones reuse pip's cache)"
+    MMCV_WITH_OPS=1 "${PIP[@]}" --no-build-isolation -v "mmcv==2.1.0" 2>&1 \
+        | grep --line-buffered -E '^(Building|Created|Successfully|Collecting|Using cached|ERROR|error)|\[[0-9]+/[0-9]+\]' || true
+    "$PY" -c "import mmcv.ops" || { echo "mmcv's compiled ops failed to install" >&2; exit 1; }
+fi
+
+step 5/6 "installing mmdet 3.3.0"
+"${PIP[@]}" "mmdet==3.3.0"
+
+step 6/6 "installing mmlion (editable) and building its fused kernel"
+"${PIP[@]}" --no-build-isolation -e "$ROOT"
+"$PY" -c "from mmlion import _ext; assert _ext.fused_lion_kernel() is not None, _ext.load_error()"
+
+stamp_value > "$STAMP"
+echo "[mmlion install] done: $VENV"
