@@ -29,7 +29,7 @@ def extensions():
         return [], {}
     ext = CppExtension(
         'mmlion._C', ['mmlion/csrc/lion_cpu.cpp'],
-        extra_compile_args=['-O3', '-fopenmp'],
+        extra_compile_args=['-O3', '-g0', '-fopenmp'],
         extra_link_args=['-fopenmp'])
     return [ext], {'build_ext': BuildExtension.with_options(use_ninja=True)}
 

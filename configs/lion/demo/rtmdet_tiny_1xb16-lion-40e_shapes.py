@@ -1,0 +1,38 @@
+# The main job: RTMDet-tiny trained from scratch with Lion on the Shapes dataset that
+# mmlion generates (128x128, 3 classes), on one CPU process, and scored by
+# MMDetection's CocoMetric. `bash tools/run_main.sh` runs it.
+#
+# lr and weight decay follow the AdamW twin (rtmdet_tiny_1xb16-adamw-40e_shapes.py,
+# lr 4e-3, wd 0.05) by the paper's rule: lr / 10, wd x 10.
+_base_ = [
+    '../../_base_/models/rtmdet-tiny_bn.py',
+    '../../_base_/datasets/shapes_detection.py',
+    '../../_base_/schedules/lion_warmup-cosine.py',
+    'mmdet::_base_/default_runtime.py',
+]
+
+model = dict(bbox_head=dict(num_classes=3))
+
+max_epochs = 40
+base_lr = 4e-4
+train_cfg = dict(max_epochs=max_epochs, val_interval=10)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=100),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min=base_lr * 0.05,
+        begin=0,
+        end=max_epochs,
+        T_max=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True)
+]
+auto_scale_lr = dict(base_batch_size=16)
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=2,
+                    save_best='coco/bbox_mAP', rule='greater'))
+log_processor = dict(window_size=10)
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+randomness = dict(seed=0)

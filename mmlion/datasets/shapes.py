@@ -1,0 +1,125 @@
+"""A small detection dataset that mmlion generates, the same bytes on every machine.
+
+"Shapes": 128x128 RGB images of filled circles, squares and triangles on a textured
+background, with COCO-format train and val annotation files, so MMDetection's own
+``CocoDataset`` loads it and its ``CocoMetric`` scores it. It exists so that the main
+job trains and evaluates a real detector on a fresh machine with no downloads.
+Generation is seeded and uses integer drawing only (OpenCV with anti-aliasing off),
+so the images are identical wherever they are made.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import shutil
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+CLASSES = ('circle', 'square', 'triangle')
+# Each class has its own hue family, jittered, so colour is a cue but not the rule.
+_BASE_COLORS = {'circle': (220, 60, 60), 'square': (60, 200, 60), 'triangle': (70, 90, 230)}
+DEFAULT_SPLITS = {'train': 480, 'val': 120}
+IMAGE_SIZE = 128
+VERSION = 1  # bump when the generator changes, so stale copies are regenerated
+
+
+def _draw_image(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, List[dict]]:
+    import cv2
+    base = rng.integers(40, 200, size=3)
+    image = np.empty((size, size, 3), dtype=np.int16)
+    image[:] = base
+    image += rng.integers(-25, 26, size=(size, size, 3), dtype=np.int16)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    objects = []
+    occupied: List[Tuple[int, int, int, int]] = []
+    for _ in range(int(rng.integers(1, 5))):
+        for _attempt in range(20):
+            label = int(rng.integers(len(CLASSES)))
+            extent = int(rng.integers(14, 44))
+            x0 = int(rng.integers(0, size - extent))
+            y0 = int(rng.integers(0, size - extent))
+            box = (x0, y0, x0 + extent, y0 + extent)
+            if all(box[2] <= o[0] or box[0] >= o[2] or box[3] <= o[1] or box[1] >= o[3]
+                   for o in occupied):
+                break
+        else:
+            continue
+        occupied.append(box)
+        color = tuple(int(np.clip(c + rng.integers(-30, 31), 0, 255))
+                      for c in _BASE_COLORS[CLASSES[label]])
+        x1, y1 = x0 + extent - 1, y0 + extent - 1
+        name = CLASSES[label]
+        if name == 'circle':
+            r = extent // 2
+            cv2.circle(image, (x0 + r, y0 + r), r, color, -1, lineType=cv2.LINE_8)
+            x1, y1 = x0 + 2 * r, y0 + 2 * r
+        elif name == 'square':
+            cv2.rectangle(image, (x0, y0), (x1, y1), color, -1, lineType=cv2.LINE_8)
+        else:
+            pts = np.array([[x0 + extent // 2, y0], [x0, y1], [x1, y1]], dtype=np.int32)
+            cv2.fillPoly(image, [pts], color, lineType=cv2.LINE_8)
+        w, h = x1 - x0 + 1, y1 - y0 + 1
+        objects.append(dict(category_id=label + 1, bbox=[x0, y0, w, h], area=w * h))
+    return image, objects
+
+
+def generate(root: str, splits: Dict[str, int] = None, seed: int = 0,
+             size: int = IMAGE_SIZE, quiet: bool = False) -> str:
+    """Write the dataset under ``root`` unless an identical copy is there.
+
+    Returns ``root``. Layout: ``root/{split}/NNNNN.png`` and
+    ``root/annotations/instances_{split}.json``.
+    """
+    import cv2
+    splits = dict(DEFAULT_SPLITS if splits is None else splits)
+    stamp_path = osp.join(root, 'stamp.json')
+    stamp = dict(version=VERSION, splits=splits, seed=seed, size=size)
+    if osp.exists(stamp_path):
+        with open(stamp_path) as f:
+            if json.load(f) == stamp:
+                return root
+    # Written to a private folder and renamed into place, so that processes started
+    # together (torchrun) never read a half-written copy.
+    final_root, root = root, f'{root.rstrip("/")}.tmp-{os.getpid()}'
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    categories = [dict(id=i + 1, name=n) for i, n in enumerate(CLASSES)]
+    for split_index, (split, count) in enumerate(sorted(splits.items())):
+        rng = np.random.default_rng([seed, split_index])
+        os.makedirs(osp.join(root, split), exist_ok=True)
+        images, annotations = [], []
+        for image_id in range(1, count + 1):
+            image, objects = _draw_image(rng, size)
+            file_name = f'{image_id:05d}.png'
+            cv2.imwrite(osp.join(root, split, file_name), image[:, :, ::-1])
+            images.append(dict(id=image_id, file_name=file_name, width=size, height=size))
+            for obj in objects:
+                annotations.append(dict(id=len(annotations) + 1, image_id=image_id,
+                                        iscrowd=0, **obj))
+        with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
+            json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+        if not quiet:
+            print(f'shapes dataset: wrote {count} {split} images, {len(annotations)} boxes')
+    with open(osp.join(root, 'stamp.json'), 'w') as f:
+        json.dump(stamp, f)
+    if osp.exists(final_root):
+        stale = f'{final_root.rstrip("/")}.old-{os.getpid()}'
+        os.rename(final_root, stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        os.rename(root, final_root)
+    except OSError:  # another process got there first with the same bytes
+        shutil.rmtree(root, ignore_errors=True)
+    return final_root
+
+
+def main():
+    parser = argparse.ArgumentParser(description='Generate the Shapes detection dataset')
+    parser.add_argument('root', nargs='?', default='data/shapes')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args()
+    generate(args.root, seed=args.seed)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,131 @@
+"""Every config under configs/ loads, builds its model and its optimizer (without
+data or the internet), and gives the intended per-group lr / weight decay and the
+intended warmup-plus-cosine curve."""
+import glob
+import math
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import PARAM_SCHEDULERS, init_default_scope
+from mmengine.utils import import_modules_from_strings
+
+from mmlion.optim import Lion
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+LEAVES = sorted(glob.glob(osp.join(ROOT, 'configs', 'lion', '**', '*.py'), recursive=True))
+SCHEDULES = sorted(glob.glob(osp.join(ROOT, 'configs', '_base_', 'schedules', '*.py')))
+LION_LEAVES = [c for c in LEAVES if 'adamw' not in osp.basename(c)]
+
+
+def rel(path):
+    return osp.relpath(path, ROOT)
+
+
+def load(path):
+    cfg = Config.fromfile(path)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    return cfg
+
+
+def build_model(cfg):
+    from mmdet.registry import MODELS
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    return MODELS.build(cfg.model)  # init_weights() is not called: nothing downloads
+
+
+def test_there_are_configs():
+    names = {osp.basename(p) for p in LEAVES}
+    for expected in ('rtmdet_tiny_8xb32-lion-300e_coco.py', 'rtmdet_s_8xb32-lion-300e_coco.py',
+                     'retinanet_r50_fpn_8xb2-lion-1x_coco.py',
+                     'faster-rcnn_r50_fpn_8xb2-lion-1x_coco.py',
+                     'dino-4scale_r50_8xb2-lion-12e_coco.py',
+                     'rtmdet_tiny_1xb16-lion-40e_shapes.py'):
+        assert expected in names
+    assert len(SCHEDULES) >= 4
+
+
+@pytest.mark.parametrize('path', SCHEDULES, ids=rel)
+def test_schedule_bases_are_lion_and_say_so(path):
+    cfg = load(path)
+    assert cfg.custom_imports == dict(imports=['mmlion'], allow_failed_imports=False)
+    assert cfg.optim_wrapper.optimizer.type == 'Lion'
+    paramwise = cfg.optim_wrapper.paramwise_cfg
+    assert (paramwise.norm_decay_mult, paramwise.bias_decay_mult,
+            paramwise.flat_decay_mult) == (0, 0, 0)
+    assert cfg.optim_wrapper.clip_grad.norm_type == 2
+    assert [s['type'] for s in cfg.param_scheduler][:2] == ['LinearLR', 'CosineAnnealingLR']
+    assert 'base_batch_size' in cfg.auto_scale_lr
+
+
+@pytest.mark.parametrize('path', LEAVES, ids=rel)
+def test_leaf_builds_model_and_optimizer(path):
+    cfg = load(path)
+    model = build_model(cfg)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    optimizer = wrapper.optimizer
+    names = {p: n for n, p in model.named_parameters()}
+    base = cfg.optim_wrapper.optimizer
+    if 'adamw' in osp.basename(path):
+        assert type(optimizer) is torch.optim.AdamW
+        return
+    assert type(optimizer) is Lion, rel(path)
+    lr_mults = {k: v.get('lr_mult', 1.0) for k, v in
+                cfg.optim_wrapper.get('paramwise_cfg', {}).get('custom_keys', {}).items()}
+    checked = dict(conv=0, norm=0, bias=0)
+    for group in optimizer.param_groups:
+        for param in group['params']:
+            name = names[param]
+            mult = next((m for key, m in lr_mults.items() if key in name), 1.0)
+            assert group['lr'] == pytest.approx(base.lr * mult), name
+            if param.ndim == 1:  # norm weights, biases and other flat params
+                assert group['weight_decay'] == 0, name
+                checked['bias' if name.endswith('bias') else 'norm'] += 1
+            elif param.ndim == 4:  # conv weights keep the full decay
+                assert group['weight_decay'] == base.weight_decay, name
+                checked['conv'] += 1
+    assert all(checked.values()), checked
+
+
+def _schedule(cfg, epoch_length):
+    """lr per iteration under cfg.param_scheduler, without training."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=cfg.optim_wrapper.optimizer.lr)
+    schedulers = []
+    for s in cfg.param_scheduler:
+        s = dict(s)
+        s.setdefault('by_epoch', True)
+        if s.pop('convert_to_iter_based', False):
+            cls = PARAM_SCHEDULERS.get(s.pop('type'))
+            schedulers.append(cls.build_iter_from_epoch(optimizer, epoch_length=epoch_length,
+                                                        **s))
+        else:
+            schedulers.append(PARAM_SCHEDULERS.build(s, default_args=dict(optimizer=optimizer)))
+    lrs = []
+    for _ in range(cfg.train_cfg.max_epochs * epoch_length):
+        lrs.append(optimizer.param_groups[0]['lr'])
+        for s in schedulers:
+            if not s.by_epoch:
+                s.step()
+    return lrs
+
+
+@pytest.mark.parametrize('name', ['rtmdet_tiny_1xb16-lion-40e_shapes.py'])
+def test_demo_schedule_is_warmup_then_cosine(name):
+    (path,) = [p for p in LEAVES if osp.basename(p) == name]
+    cfg = load(path)
+    epoch_length = 30
+    lrs = _schedule(cfg, epoch_length)
+    warmup_end = cfg.param_scheduler[0]['end']
+    base_lr = cfg.optim_wrapper.optimizer.lr
+    eta_min = cfg.param_scheduler[1]['eta_min']
+    total = len(lrs)
+    assert lrs[0] == pytest.approx(base_lr * cfg.param_scheduler[0]['start_factor'], rel=0.05)
+    assert all(b > a for a, b in zip(lrs[:warmup_end - 1], lrs[1:warmup_end]))
+    for it in range(warmup_end, total, 50):
+        cosine = eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * it / total)) / 2
+        assert lrs[it] == pytest.approx(cosine, rel=1e-3), it
+    assert lrs[-1] == pytest.approx(eta_min, rel=0.05)

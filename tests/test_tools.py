@@ -1,0 +1,67 @@
+"""tools/train.py, tools/test.py and tools/dist_train.sh, run for real on the demo
+config and the Shapes data (end to end, in subprocesses)."""
+import glob
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO = 'configs/lion/demo/rtmdet_tiny_1xb16-lion-40e_shapes.py'
+pytestmark = pytest.mark.slow
+
+
+def run(cmd, timeout=900, env=None):
+    env = dict(os.environ, **(env or {}))
+    env['PYTHONPATH'] = os.pathsep.join([ROOT, osp.join(ROOT, 'tests'),
+                                         env.get('PYTHONPATH', '')])
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=env)
+    assert proc.returncode == 0, f'{cmd}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
+    return proc.stdout + proc.stderr
+
+
+def scalars(work_dir):
+    (path,) = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_train_py_loss_falls(tmp_path):
+    work_dir = str(tmp_path / 'train')
+    run([sys.executable, 'tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
+         'train_dataloader.dataset.indices=64', 'train_cfg.max_epochs=8',
+         'train_cfg.val_interval=100', 'default_hooks.logger.interval=1',
+         'param_scheduler.0.end=8'])
+    losses = [r['loss'] for r in scalars(work_dir) if 'loss' in r]
+    assert len(losses) == 32
+    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
+    assert last < 0.8 * first, (first, last)
+    assert osp.exists(osp.join(work_dir, 'epoch_8.pth'))
+
+
+def test_dist_train_two_cpu_processes(tmp_path):
+    work_dir = str(tmp_path / 'dist')
+    out = run(['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir', work_dir,
+               '--cfg-options', 'train_dataloader.dataset.indices=32',
+               'train_dataloader.batch_size=4', 'train_cfg.max_epochs=2',
+               'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1',
+               'custom_imports.imports=[mmlion,_rank_params_hook]',
+               'custom_hooks=[dict(type=SaveRankParamsHook)]'],
+              env=dict(PYTHON=sys.executable, PORT='29517'))
+    assert 'Distributed training is not used' not in out
+    assert re.search(r'world_size: 2', out) or 'World size: 2' in out, out[-3000:]
+    assert osp.exists(osp.join(work_dir, 'epoch_2.pth'))
+    rank0 = torch.load(osp.join(work_dir, 'params_rank0.pth'))
+    rank1 = torch.load(osp.join(work_dir, 'params_rank1.pth'))
+    assert rank0.keys() == rank1.keys() and len(rank0) > 100
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+    checkpoint = torch.load(osp.join(work_dir, 'epoch_2.pth'), weights_only=False)
+    for name, value in rank0.items():
+        assert torch.equal(checkpoint['state_dict'][name], value), name
