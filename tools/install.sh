@@ -23,7 +23,7 @@ stamp_value() {
     cat "$ROOT/tools/install.sh" "$ROOT/setup.py" "$ROOT"/mmlion/csrc/*.cpp | sha256sum | cut -c1-16
 }
 
-step() { printf '\n[mmlion install %s] %s\n' "$1" "$2"; }
+step() { printf '\n[mmlion install %s] %s\n' "$1" "${*:2}"; }
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] \
     && "$PY" -c "import mmlion, mmdet, mmcv.ops; from mmlion import _C" 2>/dev/null; then
@@ -42,7 +42,7 @@ if "$PY" -c "import torch" 2>/dev/null; then
     step 2/6 "keeping the installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
 else
     step 2/6 "installing $TORCH_SPEC"
-    "${PIP[@]}" "$TORCH_SPEC"
+    "${PIP[@]}" "$TORCH_SPEC" "setuptools<80"
 fi
 
 step 3/6 "installing mmengine and the build and test tools"

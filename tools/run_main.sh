@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# The project's main job: install what is missing into .venv/, then run the optimizer
-# step benchmark (table on stdout, plot and JSON under $WORK_DIR). Extra arguments go
-# to the benchmark (e.g. --quick).
+# The project's main job: install what is missing into .venv/, generate the Shapes
+# dataset, train RTMDet-tiny with Lion on it (one CPU process), evaluate the final
+# checkpoint with MMDetection's CocoMetric and print the bbox mAP.
+# Settings from the environment: CONFIG, WORK_DIR. Extra arguments go to train.py
+# (e.g. --cfg-options train_cfg.max_epochs=10).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-WORK_DIR="${WORK_DIR:-$ROOT/work_dirs/benchmark}"
+CONFIG="${CONFIG:-configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py}"
+WORK_DIR="${WORK_DIR:-work_dirs/$(basename "${CONFIG%.py}")}"
+PY="${VENV:-$ROOT/.venv}/bin/python"
+
 bash "$ROOT/tools/install.sh"
-mkdir -p "$WORK_DIR"
 cd "$ROOT"
-exec "${VENV:-$ROOT/.venv}/bin/python" tools/analysis_tools/benchmark_optimizers.py \
-    --plot "$WORK_DIR/step_benchmark.png" --json "$WORK_DIR/step_benchmark.json" "$@"
+echo "[mmlion main] training $CONFIG (work dir $WORK_DIR)"
+"$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" "$@"
+CHECKPOINT="$(cat "$WORK_DIR/last_checkpoint")"
+echo "[mmlion main] evaluating $CHECKPOINT"
+"$PY" tools/test.py "$CONFIG" "$CHECKPOINT" --work-dir "$WORK_DIR/test"

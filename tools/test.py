@@ -41,7 +41,11 @@ def main():
     prepare_generated_data(cfg)
     setup_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.test()
+    metrics = runner.test()
+    if 'coco/bbox_mAP' in metrics and runner.rank == 0:
+        print(f"bbox mAP: {metrics['coco/bbox_mAP']:.3f} "
+              f"(mAP@50 {metrics['coco/bbox_mAP_50']:.3f}, "
+              f"mAP@75 {metrics['coco/bbox_mAP_75']:.3f}) on {args.checkpoint}")
 
 
 if __name__ == '__main__':

@@ -43,7 +43,7 @@ def test_there_are_configs():
                      'retinanet_r50_fpn_8xb2-lion-1x_coco.py',
                      'faster-rcnn_r50_fpn_8xb2-lion-1x_coco.py',
                      'dino-4scale_r50_8xb2-lion-12e_coco.py',
-                     'rtmdet_tiny_1xb16-lion-40e_shapes.py'):
+                     'rtmdet_tiny_1xb16-lion-24e_shapes.py'):
         assert expected in names
     assert len(SCHEDULES) >= 4
 
@@ -113,7 +113,7 @@ def _schedule(cfg, epoch_length):
     return lrs
 
 
-@pytest.mark.parametrize('name', ['rtmdet_tiny_1xb16-lion-40e_shapes.py'])
+@pytest.mark.parametrize('name', ['rtmdet_tiny_1xb16-lion-24e_shapes.py'])
 def test_demo_schedule_is_warmup_then_cosine(name):
     (path,) = [p for p in LEAVES if osp.basename(p) == name]
     cfg = load(path)

@@ -2,7 +2,7 @@
 # mmlion generates (128x128, 3 classes), on one CPU process, and scored by
 # MMDetection's CocoMetric. `bash tools/run_main.sh` runs it.
 #
-# lr and weight decay follow the AdamW twin (rtmdet_tiny_1xb16-adamw-40e_shapes.py,
+# lr and weight decay follow the AdamW twin (rtmdet_tiny_1xb16-adamw-24e_shapes.py,
 # lr 4e-3, wd 0.05) by the paper's rule: lr / 10, wd x 10.
 _base_ = [
     '../../_base_/models/rtmdet-tiny_bn.py',
@@ -13,9 +13,9 @@ _base_ = [
 
 model = dict(bbox_head=dict(num_classes=3))
 
-max_epochs = 40
+max_epochs = 24
 base_lr = 4e-4
-train_cfg = dict(max_epochs=max_epochs, val_interval=10)
+train_cfg = dict(max_epochs=max_epochs, val_interval=8)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=100),
     dict(
@@ -31,7 +31,7 @@ auto_scale_lr = dict(base_batch_size=16)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=2,
+    checkpoint=dict(type='CheckpointHook', interval=8, max_keep_ckpts=2,
                     save_best='coco/bbox_mAP', rule='greater'))
 log_processor = dict(window_size=10)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))

@@ -1,6 +1,6 @@
 # The comparison for the main job: the same model, data and schedule with AdamW as
 # RTMDet trains it (lr 4e-3, weight decay 0.05, betas (0.9, 0.999)).
-_base_ = './rtmdet_tiny_1xb16-lion-40e_shapes.py'
+_base_ = './rtmdet_tiny_1xb16-lion-24e_shapes.py'
 
 base_lr = 4e-3
 optim_wrapper = dict(optimizer=dict(
@@ -11,8 +11,8 @@ param_scheduler = [
         type='CosineAnnealingLR',
         eta_min=base_lr * 0.05,
         begin=0,
-        end=40,
-        T_max=40,
+        end=24,
+        T_max=24,
         by_epoch=True,
         convert_to_iter_based=True)
 ]
