@@ -32,30 +32,21 @@ def scalars(work_dir):
         return [json.loads(line) for line in f]
 
 
-def test_train_py_loss_falls(tmp_path):
-    work_dir = str(tmp_path / 'train')
-    run([sys.executable, 'tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
-         'train_dataloader.dataset.indices=64', 'train_cfg.max_epochs=8',
-         'train_cfg.val_interval=100', 'default_hooks.logger.interval=1',
-         'param_scheduler.0.end=8'])
-    losses = [r['loss'] for r in scalars(work_dir) if 'loss' in r]
-    assert len(losses) == 32
-    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
-    assert last < 0.8 * first, (first, last)
-    assert osp.exists(osp.join(work_dir, 'epoch_8.pth'))
-
-
 def test_dist_train_two_cpu_processes(tmp_path):
     work_dir = str(tmp_path / 'dist')
-    out = run(['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir', work_dir,
+    config = tmp_path / 'dist_config.py'
+    config.write_text(
+        f"_base_ = '{osp.join(ROOT, DEMO)}'\n"
+        "custom_imports = dict(imports=['mmlion', '_rank_params_hook'])\n"
+        "custom_hooks = [dict(type='SaveRankParamsHook')]\n")
+    out = run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', work_dir,
                '--cfg-options', 'train_dataloader.dataset.indices=32',
                'train_dataloader.batch_size=4', 'train_cfg.max_epochs=2',
-               'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1',
-               'custom_imports.imports=[mmlion,_rank_params_hook]',
-               'custom_hooks=[dict(type=SaveRankParamsHook)]'],
+               'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1'],
               env=dict(PYTHON=sys.executable, PORT='29517'))
     assert 'Distributed training is not used' not in out
-    assert re.search(r'world_size: 2', out) or 'World size: 2' in out, out[-3000:]
+    assert 'SyncBN in the model config replaced' not in out  # the demo asks for BN
+    assert 'Distributed training: True' in out and 'GPU number: 2' in out, out[-3000:]
     assert osp.exists(osp.join(work_dir, 'epoch_2.pth'))
     rank0 = torch.load(osp.join(work_dir, 'params_rank0.pth'))
     rank1 = torch.load(osp.join(work_dir, 'params_rank1.pth'))
@@ -67,21 +58,27 @@ def test_dist_train_two_cpu_processes(tmp_path):
         assert torch.equal(checkpoint['state_dict'][name], value), name
 
 
-# A 6-epoch run of the demo (180 iterations, ~2 minutes on 2 cores) measured 0.00 bbox
-# mAP; the full 24-epoch main job is in the README. The floor leaves room for
-# machine-to-machine numerical noise, not for a broken optimizer (a run without
-# training scores 0.0).
-MAP_FLOOR_6E = None
+# An 8-epoch run of the demo (240 iterations, about 2.5 minutes on 2 cores) measured
+# 0.530 bbox mAP on this project's machine (the full 24-epoch main job: 0.941). The
+# floor leaves room for machine-to-machine numerical noise, not for a broken
+# optimizer: the untrained model scores 0.000.
+MAP_FLOOR_8E = 0.35
 
 
-def test_short_demo_run_clears_map_floor(tmp_path):
+def test_demo_trains_loss_falls_and_clears_map_floor(tmp_path):
+    """tools/train.py, then tools/test.py on its last checkpoint."""
     work_dir = str(tmp_path / 'short')
     run([sys.executable, 'tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
-         'train_cfg.max_epochs=6', 'train_cfg.val_interval=100'])
+         'train_cfg.max_epochs=8', 'train_cfg.val_interval=100'])
+    losses = [r['loss'] for r in scalars(work_dir) if 'loss' in r]
+    assert len(losses) == 24  # logged every 10 of 240 iterations
+    first_epoch, last_epoch = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert last_epoch < 0.6 * first_epoch, (first_epoch, last_epoch)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
+    assert checkpoint.endswith('epoch_8.pth')
     out = run([sys.executable, 'tools/test.py', DEMO, checkpoint, '--work-dir',
                str(tmp_path / 'test')])
     match = re.search(r'bbox mAP: ([0-9.]+)', out)
     assert match, out[-3000:]
-    assert float(match.group(1)) >= MAP_FLOOR_6E, match.group(0)
+    assert float(match.group(1)) >= MAP_FLOOR_8E, match.group(0)

@@ -2,10 +2,12 @@
 
 MMEngine's ``pytorch`` launcher calls ``torch.cuda.set_device`` (which fails on a
 CPU build) and its Runner wraps the model in DDP with ``device_ids=[LOCAL_RANK]``
-(which DDP refuses for CPU modules). Where no GPU is present this initialises the
-process group itself with gloo, from the environment torchrun sets, and asks for
-DDP without device ids; with GPUs it changes nothing, and MMEngine does its usual
-NCCL set-up.
+(which DDP refuses for CPU modules); DDP also refuses SyncBatchNorm on the CPU,
+which MMDetection's configs ask for (``SyncBN``) and RTMDet turns on by itself when
+the world is larger than one. Where no GPU is present this initialises the process
+group itself with gloo, from the environment torchrun sets, asks for DDP without
+device ids and for plain BN; with GPUs it changes nothing, and MMEngine does its
+usual NCCL set-up.
 """
 import os
 
@@ -37,3 +39,28 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
                                                    broadcast_buffers=False)
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+    if _without_sync_bn(cfg.model):
+        print('mmlion: no GPU here, SyncBN in the model config replaced by BN '
+              '(each process normalises over its own batch)')
+
+
+_SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'TorchSyncBN')
+
+
+def _without_sync_bn(node) -> bool:
+    """Replace SyncBN norm configs by BN and turn off RTMDet's ``use_syncbn``, in
+    place; True where something changed."""
+    changed = False
+    if isinstance(node, dict):
+        if node.get('type') in _SYNC_BN_TYPES:
+            node['type'] = 'BN'
+            changed = True
+        if node.get('type') == 'RTMDet' and node.get('use_syncbn', True):
+            node['use_syncbn'] = False
+            changed = True
+        for value in node.values():
+            changed |= _without_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            changed |= _without_sync_bn(value)
+    return changed

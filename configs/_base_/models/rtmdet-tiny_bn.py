@@ -6,6 +6,7 @@
 norm_cfg = dict(type='BN')
 model = dict(
     type='RTMDet',
+    use_syncbn=False,
     data_preprocessor=dict(
         type='DetDataPreprocessor',
         mean=[103.53, 116.28, 123.675],
