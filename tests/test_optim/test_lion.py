@@ -56,6 +56,16 @@ def clone(params):
     return [torch.nn.Parameter(p.detach().clone()) for p in params]
 
 
+def step_in_lockstep(opt_a, params_a, opt_b, params_b, steps, gen):
+    """Give both optimizers the same random grads for ``steps`` steps."""
+    for _ in range(steps):
+        for pa, pb in zip(params_a, params_b):
+            g = torch.randn(pa.shape, generator=gen, dtype=pa.dtype)
+            pa.grad, pb.grad = g, g.clone()
+        opt_a.step()
+        opt_b.step()
+
+
 OPTION_SETS = [
     dict(),
     dict(weight_decay=0.1),
@@ -255,13 +265,7 @@ def test_state_dict_round_trip_in_lockstep(impl):
     params_b = clone(params_a)
     opt_b = Lion(three_groups(params_b), lr=1e-3, weight_decay=0.1, **impl_flags(impl))
     opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
-    gen = torch.Generator().manual_seed(7)
-    for _ in range(4):
-        for pa, pb in zip(params_a, params_b):
-            g = torch.randn(pa.shape, generator=gen)
-            pa.grad, pb.grad = g, g.clone()
-        opt_a.step()
-        opt_b.step()
+    step_in_lockstep(opt_a, params_a, opt_b, params_b, 4, torch.Generator().manual_seed(7))
     for pa, pb in zip(params_a, params_b):
         assert torch.equal(pa, pb)
         if pa in opt_a.state:
@@ -451,12 +455,7 @@ def test_fused_handles_non_contiguous_and_large_tensors():
     assert not params[1].is_contiguous()
     a = Lion(params, lr=1e-3, fused=True)
     b = Lion(twins, lr=1e-3, foreach=False, fused=False)
-    for _ in range(3):
-        for p, q in zip(params, twins):
-            g = torch.randn(p.shape, generator=gen)
-            p.grad, q.grad = g, g.clone()
-        a.step()
-        b.step()
+    step_in_lockstep(a, params, b, twins, 3, gen)
     for p, q in zip(params, twins):
         assert (p - q).abs().max() <= 1e-6
 
