@@ -286,6 +286,14 @@ def _opmath(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _apply_caution_(update: Tensor, grad: Tensor) -> None:
+    """Zero the update where its sign disagrees with the gradient and rescale the
+    rest by 1 / max(mean(mask), 1e-3), as timm does (the fused kernel does the same)."""
+    mask = (update * grad > 0).to(update.dtype)
+    mask.div_(mask.mean().clamp_(min=1e-3))
+    update.mul_(mask)
+
+
 def _single_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
                         lr: Union[float, Tensor], beta1: float, beta2: float,
                         weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
@@ -305,9 +313,7 @@ def _single_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: Lis
         # weight update
         update = m.mul(beta1).add_(g, alpha=1 - beta1).sign_()
         if cautious:
-            mask = (update * g > 0).to(update.dtype)
-            mask.div_(mask.mean().clamp_(min=1e-3))
-            update.mul_(mask)
+            _apply_caution_(update, g)
         if isinstance(lr, Tensor):
             p.sub_(update.mul_(lr))
         else:
@@ -342,9 +348,7 @@ def _multi_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List
         torch._foreach_sign_(updates)
         if cautious:
             for update, g in zip(updates, g32):
-                mask = (update * g > 0).to(update.dtype)
-                mask.div_(mask.mean().clamp_(min=1e-3))
-                update.mul_(mask)
+                _apply_caution_(update, g)
         if isinstance(lr, Tensor):
             torch._foreach_mul_(updates, lr)
             torch._foreach_sub_(p32, updates)

@@ -14,7 +14,6 @@ Example::
     python tools/analysis_tools/benchmark_optimizers.py --threads 2 --plot bench.png
 """
 import argparse
-import gc
 import importlib.util
 import json
 import statistics
@@ -145,10 +144,9 @@ def run_case(shapes, per_param: bool, factories, steps: int, warmup: int,
         p.grad = torch.randn(p.shape, generator=gen) * 1e-3
     numel = sum(p.numel() for p in params)
     # A fresh list of group dicts for each optimizer: torch fills defaults into them.
-    def groups():
-        return [{'params': [p]} for p in params] if per_param else [{'params': params}]
-
-    optimizers = {name: factory(groups()) for name, (_, factory) in factories.items()}
+    optimizers = {
+        name: factory([{'params': [p]} for p in params] if per_param else [{'params': params}])
+        for name, (_, factory) in factories.items()}
     for _ in range(warmup):
         for optimizer in optimizers.values():
             optimizer.step()
@@ -165,8 +163,6 @@ def run_case(shapes, per_param: bool, factories, steps: int, warmup: int,
         rows.append(dict(name=name, algorithm=factories[name][0], numel=numel,
                          ms=1e3 * statistics.median(times[name]),
                          state_bytes_per_param=state_bytes(optimizer) / numel))
-    del optimizers, params
-    gc.collect()
     return rows, probe.bandwidth()
 
 
