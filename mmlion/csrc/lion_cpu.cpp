@@ -12,6 +12,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -219,6 +220,36 @@ Operand make_operand(const at::Tensor& param, const at::Tensor& grad, const at::
   return op;
 }
 
+// Finiteness by bit pattern: an IEEE value is Inf or NaN exactly when its
+// exponent bits are all ones. Integer ops vectorize for every float width and
+// read each element once, without converting it.
+template <typename bits_t>
+MMLION_CLONES bool span_has_nonfinite(const bits_t* x, int64_t n, bits_t exponent) {
+  bits_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= static_cast<bits_t>((x[i] & exponent) == exponent);
+  return bad != 0;
+}
+
+bool chunk_has_nonfinite(const at::Tensor& t, int64_t begin, int64_t end) {
+  const int64_t n = end - begin;
+  switch (t.scalar_type()) {
+    case at::kFloat:
+      return span_has_nonfinite<uint32_t>(
+          static_cast<const uint32_t*>(t.const_data_ptr()) + begin, n, 0x7F800000u);
+    case at::kDouble:
+      return span_has_nonfinite<uint64_t>(
+          static_cast<const uint64_t*>(t.const_data_ptr()) + begin, n, 0x7FF0000000000000ull);
+    case at::kHalf:
+      return span_has_nonfinite<uint16_t>(
+          static_cast<const uint16_t*>(t.const_data_ptr()) + begin, n, 0x7C00u);
+    case at::kBFloat16:
+      return span_has_nonfinite<uint16_t>(
+          static_cast<const uint16_t*>(t.const_data_ptr()) + begin, n, 0x7F80u);
+    default:
+      return false;  // integer and bool tensors are always finite
+  }
+}
+
 }  // namespace
 
 // Updates params and exp_avgs in place. Returns false, having touched nothing,
@@ -290,6 +321,38 @@ bool fused_lion_(const std::vector<at::Tensor>& params, const std::vector<at::Te
   return true;
 }
 
+// True when every element of every tensor is finite; None (touching nothing)
+// when some tensor is not on the CPU. Read-only, one pass, split like the step.
+py::object all_finite(const std::vector<at::Tensor>& tensors) {
+  for (const auto& t : tensors) {
+    if (!t.device().is_cpu()) return py::none();
+  }
+  std::vector<at::Tensor> dense;
+  dense.reserve(tensors.size());
+  std::vector<Chunk> chunks;
+  for (const auto& tensor : tensors) {
+    TORCH_CHECK(!tensor.is_sparse(), "all_finite: sparse tensors are not supported");
+    at::Tensor t = tensor.is_complex() ? at::view_as_real(tensor) : tensor;
+    if (!t.is_non_overlapping_and_dense()) t = t.contiguous();
+    const int64_t n = t.numel(), index = static_cast<int64_t>(dense.size());
+    dense.push_back(t);
+    for (int64_t b = 0; b < n; b += kChunk) chunks.push_back({index, b, std::min(n, b + kChunk)});
+  }
+  std::atomic<bool> found{false};
+  {
+    py::gil_scoped_release no_gil;
+    at::parallel_for(0, static_cast<int64_t>(chunks.size()), 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t c = lo; c < hi && !found.load(std::memory_order_relaxed); ++c) {
+        const Chunk& k = chunks[c];
+        if (chunk_has_nonfinite(dense[k.tensor], k.begin, k.end)) {
+          found.store(true, std::memory_order_relaxed);
+        }
+      }
+    });
+  }
+  return py::bool_(!found.load());
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "mmlion's fused Lion kernels";
   m.def("fused_lion_", &fused_lion_,
@@ -298,4 +361,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("decay"), py::arg("maximize"),
         py::arg("cautious"));
+  m.def("all_finite", &all_finite,
+        "True if no element of the CPU tensors is Inf or NaN; None if some tensor is not "
+        "on the CPU",
+        py::arg("tensors"));
 }

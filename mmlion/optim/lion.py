@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
 from mmlion import _ext
+from .nonfinite import NonFiniteGuard, _check_max_consecutive
 
 __all__ = ['Lion', 'lion']
 
@@ -129,6 +130,13 @@ class Lion(Optimizer):
         fused (bool, optional): Use the compiled kernel that updates whole
             tensor lists in one call. Defaults to None (chosen automatically:
             fused where the kernel is built for the device).
+        skip_nonfinite (bool): Before each step, check every gradient and skip
+            the whole step (parameters and ``exp_avg`` untouched) when any
+            element is NaN or Inf. Skips are logged and counted in the state
+            dict. Defaults to False.
+        max_consecutive_skips (int, optional): With ``skip_nonfinite``, raise
+            ``FloatingPointError`` after this many skipped steps in a row; None
+            never raises. Defaults to 10.
 
     Example:
         >>> optim_wrapper = dict(
@@ -147,7 +155,19 @@ class Lion(Optimizer):
                  decoupled_weight_decay: bool = False,
                  state_dtype: Optional[Union[torch.dtype, str]] = None,
                  foreach: Optional[bool] = None,
-                 fused: Optional[bool] = None):
+                 fused: Optional[bool] = None,
+                 skip_nonfinite: bool = False,
+                 max_consecutive_skips: Optional[int] = 10,
+                 **unknown):
+        if unknown:
+            key, value = next(iter(unknown.items()))
+            hint = _FOREIGN_KEYS.get(key, '')
+            raise TypeError(f'Lion got an unexpected keyword argument {key}={value!r}{hint}. '
+                            f'Lion takes lr, betas, weight_decay, maximize, cautious, '
+                            f'decoupled_weight_decay, state_dtype, foreach, fused, '
+                            f'skip_nonfinite and max_consecutive_skips')
+        _check_flag('skip_nonfinite', skip_nonfinite)
+        _check_max_consecutive(max_consecutive_skips)
         if fused and foreach:
             raise ValueError('Invalid flags: fused=True and foreach=True cannot both be set')
         defaults = dict(
@@ -161,6 +181,9 @@ class Lion(Optimizer):
             foreach=foreach,
             fused=fused)
         self._validate_group(defaults)
+        # Not a per-group setting: one check covers every gradient of the step.
+        self.nonfinite_guard = (NonFiniteGuard(max_consecutive_skips, owner='Lion')
+                                if skip_nonfinite else None)
         super().__init__(params, defaults)
 
     @staticmethod
@@ -178,6 +201,8 @@ class Lion(Optimizer):
         group['state_dtype'] = _to_state_dtype(group['state_dtype'])
 
     def add_param_group(self, param_group: dict) -> None:
+        if isinstance(param_group, dict) and self.param_groups:
+            _check_not_shared(param_group, self.param_groups)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         try:
@@ -195,14 +220,44 @@ class Lion(Optimizer):
         if group['decoupled_weight_decay']:
             lr = group['lr']
             group.setdefault('initial_lr', lr.clone() if isinstance(lr, Tensor) else lr)
+            if not float(group['initial_lr']) > 0:
+                self.param_groups.pop()
+                raise ValueError(
+                    f'Invalid initial_lr: initial_lr={float(group["initial_lr"])} with '
+                    f'decoupled_weight_decay=True (the decay is weight_decay * lr / '
+                    f'initial_lr, so initial_lr must be > 0)')
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state['nonfinite_guard'] = self.nonfinite_guard
+        return state
 
     def __setstate__(self, state: dict) -> None:
+        # torch's load_state_dict calls this too, with state and param_groups only.
+        if 'nonfinite_guard' not in state and not hasattr(self, 'nonfinite_guard'):
+            state['nonfinite_guard'] = None
         super().__setstate__(state)
         for group in self.param_groups:
             for key, value in _FLAG_DEFAULTS.items():
                 group.setdefault(key, value)
 
-    def _init_group(self, group: dict, buckets: Dict[tuple, tuple]) -> None:
+    def state_dict(self) -> dict:
+        state_dict = super().state_dict()
+        if self.nonfinite_guard is not None:
+            state_dict['nonfinite'] = self.nonfinite_guard.state_dict()
+        return state_dict
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load a state dict after checking, before anything changes, that it is
+        Lion's and fits these parameters; raise ValueError naming what differs."""
+        _check_state_dict(state_dict, self.param_groups)
+        state_dict = dict(state_dict)
+        nonfinite = state_dict.pop('nonfinite', None)
+        super().load_state_dict(state_dict)
+        if nonfinite is not None and self.nonfinite_guard is not None:
+            self.nonfinite_guard.load_state_dict(nonfinite)
+
+    def _init_group(self, group: dict, buckets: Dict[tuple, tuple], index: int) -> None:
         """Gather the group's tensors into the bucket of its hyperparameters."""
         lr = group['lr']
         beta1, beta2 = group['betas']
@@ -226,7 +281,7 @@ class Lion(Optimizer):
             if grad is None:
                 continue
             if grad.is_sparse:
-                raise RuntimeError('Lion does not support sparse gradients')
+                raise RuntimeError(_sparse_message(group, index, p))
             p_state = state[p]
             exp_avg = p_state.get('exp_avg')
             if exp_avg is None:
@@ -251,13 +306,137 @@ class Lion(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self.nonfinite_guard is not None and not self._grads_finite():
+            return loss
         buckets: Dict[tuple, tuple] = {}
-        for group in self.param_groups:
-            self._init_group(group, buckets)
+        for index, group in enumerate(self.param_groups):
+            self._init_group(group, buckets, index)
         for params, grads, exp_avgs, hyper in buckets.values():
             if params:
                 lion(params, grads, exp_avgs, **hyper)
         return loss
+
+    def _grads_finite(self) -> bool:
+        """Run the non-finite guard over every gradient of this step."""
+        grads, where = [], []
+        for index, group in enumerate(self.param_groups):
+            for p in group['params']:
+                if p.grad is not None:
+                    if p.grad.is_sparse:
+                        raise RuntimeError(_sparse_message(group, index, p))
+                    grads.append(p.grad)
+                    where.append((index, tuple(p.shape)))
+
+        def describe(i: int) -> str:
+            return f'param group {where[i][0]}, parameter of shape {where[i][1]}'
+
+        return self.nonfinite_guard.should_step(grads, describe)
+
+
+# Keywords of other optimizers that AdamW-to-Lion edits tend to leave behind.
+_FOREIGN_KEYS = {
+    'eps': " (AdamW's epsilon: Lion divides by nothing, so remove it)",
+    'amsgrad': ' (an Adam option: remove it)',
+    'momentum': ' (an SGD option: Lion\'s momentum is betas[1])',
+    'nesterov': ' (an SGD option: remove it)',
+    'dampening': ' (an SGD option: remove it)',
+    'use_triton': ' (a lion-pytorch option: mmlion picks its kernel itself)',
+    'decoupled_wd': ' (lion-pytorch\'s name: use decoupled_weight_decay)',
+    'caution': " (timm's name: use cautious)",
+}
+# Group keys that mark another optimizer's state dict ('momentum' does not: MMEngine's
+# momentum schedulers add it to Lion's groups as beta1).
+_FOREIGN_GROUP_KEYS = ('eps', 'amsgrad', 'nesterov', 'dampening')
+# State an optimizer other than Lion keeps per parameter, and whose it is.
+_FOREIGN_STATE = {
+    'exp_avg_sq': 'Adam/AdamW',
+    'max_exp_avg_sq': 'Adam/AdamW with amsgrad',
+    'momentum_buffer': 'SGD',
+    'square_avg': 'RMSprop/Adadelta',
+    'sum': 'Adagrad',
+    'step': 'a torch optimizer such as AdamW',
+}
+
+
+def _describe_param(p: Tensor) -> str:
+    return f'shape {tuple(p.shape)}, dtype {p.dtype}'
+
+
+def _sparse_message(group: dict, index: int, p: Tensor) -> str:
+    position = next(i for i, q in enumerate(group['params']) if q is p)
+    return (f'Lion does not support sparse gradients: param group {index}, parameter '
+            f'{position} ({_describe_param(p)}) has a sparse gradient (layout '
+            f'{p.grad.layout}); use sparse=False in its embedding or an optimizer for '
+            f'sparse gradients')
+
+
+def _check_not_shared(param_group: dict, existing: List[dict]) -> None:
+    params = param_group.get('params')
+    if isinstance(params, Tensor):
+        params = [params]
+    if not isinstance(params, (list, tuple)):
+        return  # torch's own checks give the error
+    new = {id(p): i for i, p in enumerate(params)}
+    for index, group in enumerate(existing):
+        for p in group['params']:
+            if id(p) in new:
+                raise ValueError(
+                    f'Invalid params: a parameter ({_describe_param(p)}) is in param group '
+                    f'{index} and again in the new group {len(existing)} (position '
+                    f'{new[id(p)]}); each parameter may be in one group only')
+
+
+def _check_state_dict(state_dict, param_groups: List[dict]) -> None:
+    """Everything torch's load_state_dict assumes, checked before it changes a thing."""
+    if not isinstance(state_dict, dict) or 'state' not in state_dict \
+            or 'param_groups' not in state_dict:
+        keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+        raise ValueError(f'Invalid optimizer state_dict: expected a dict with keys \'state\' '
+                         f'and \'param_groups\', got {keys}')
+    saved_groups = state_dict['param_groups']
+    if len(saved_groups) != len(param_groups):
+        raise ValueError(f'Invalid optimizer state_dict: it has {len(saved_groups)} param '
+                         f'groups and this Lion has {len(param_groups)}; was it saved for '
+                         f'another model or paramwise_cfg?')
+    params = []
+    for index, (saved, group) in enumerate(zip(saved_groups, param_groups)):
+        if len(saved['params']) != len(group['params']):
+            raise ValueError(f'Invalid optimizer state_dict: param group {index} has '
+                             f'{len(saved["params"])} parameters saved and '
+                             f'{len(group["params"])} here')
+        foreign = sorted(k for k in saved if k in _FOREIGN_GROUP_KEYS)
+        if foreign:
+            raise ValueError(f'Invalid optimizer state_dict: param group {index} has the keys '
+                             f'{foreign}, which Lion does not use; this state was saved by '
+                             f'another optimizer. Resume the model only (load_from=...), '
+                             f'not the optimizer')
+        params.extend(zip(saved['params'], group['params']))
+    saved_state = state_dict['state']
+    for saved_id, p in params:
+        entry = saved_state.get(saved_id)
+        if entry is None:
+            continue
+        other = sorted(k for k in entry if k != 'exp_avg')
+        if other or 'exp_avg' not in entry:
+            owner = next((_FOREIGN_STATE[k] for k in other if k in _FOREIGN_STATE),
+                         'another optimizer')
+            raise ValueError(f'Invalid optimizer state_dict: parameter {saved_id} has the state '
+                             f'keys {sorted(entry)}, and Lion keeps only [\'exp_avg\']; it was '
+                             f'saved by {owner}. Resume the model only (load_from=...), not '
+                             f'the optimizer')
+        exp_avg = entry['exp_avg']
+        if not isinstance(exp_avg, Tensor) or exp_avg.shape != p.shape:
+            got = tuple(exp_avg.shape) if isinstance(exp_avg, Tensor) else type(exp_avg)
+            raise ValueError(f'Invalid optimizer state_dict: parameter {saved_id} has exp_avg of '
+                             f'shape {got}, and the parameter here has shape {tuple(p.shape)}')
+    for index, (saved, current) in enumerate(zip(saved_groups, param_groups)):
+        group = dict(_FLAG_DEFAULTS)
+        group.update({k: v for k, v in current.items() if k != 'params'})
+        group.update({k: v for k, v in saved.items() if k != 'params'})
+        try:
+            Lion._validate_group(group)
+        except ValueError as e:
+            raise ValueError(f'Invalid optimizer state_dict: param group {index}: {e}') from None
 
 
 def _decay_amount(lr, weight_decay: float, initial_lr):
