@@ -11,8 +11,9 @@ from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 
 from mmlion.registry import OPTIMIZERS
 from .lion import Lion
+from .zero import ZeroRedundancyOptimizer
 
-__all__ = ['Lion']
+__all__ = ['Lion', 'ZeroRedundancyOptimizer']
 
 
 def _register() -> None:

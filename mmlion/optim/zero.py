@@ -1,0 +1,116 @@
+"""ZeRO stage 1 for any registry optimizer, on ``torch.distributed``.
+
+MMEngine 0.10.7's ``ZeroRedundancyOptimizer`` finds its inner optimizer with
+``getattr(torch.optim, optimizer_type)``, so it cannot shard Lion (or anything
+else from a registry), and it deadlocks at the first checkpoint: only rank 0
+calls ``state_dict()``, which runs a collective. This one builds the inner
+optimizer from MMEngine's ``OPTIMIZERS`` registry, and leaves the collective to
+:class:`~mmlion.engine.ResumableCheckpointHook`, which calls
+``consolidate_state_dict`` on every rank before rank 0 saves.
+
+Each rank keeps the optimizer state of its shard only: for Lion, 4 bytes per
+parameter divided by the number of ranks. Lion's update is elementwise, so the
+parameters equal plain DDP + Lion bit for bit.
+"""
+import difflib
+from typing import Optional
+
+import torch.distributed as dist
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+from torch.distributed.optim import ZeroRedundancyOptimizer as TorchZero
+
+from mmlion.registry import OPTIMIZERS
+from .nonfinite import NonFiniteGuard
+
+__all__ = ['ZeroRedundancyOptimizer']
+
+
+def _optimizer_class(optimizer_type):
+    if isinstance(optimizer_type, type):
+        return optimizer_type
+    cls = OPTIMIZERS.get(optimizer_type) if isinstance(optimizer_type, str) else None
+    if cls is None:
+        known = sorted(set(MMENGINE_OPTIMIZERS.module_dict) | set(OPTIMIZERS.module_dict))
+        close = difflib.get_close_matches(str(optimizer_type), known, n=3)
+        hint = f'; did you mean {close}?' if close else ''
+        raise ValueError(f'Invalid optimizer_type: optimizer_type={optimizer_type!r} is not in '
+                         f'the OPTIMIZERS registry{hint}')
+    return cls
+
+
+@OPTIMIZERS.register_module()
+class ZeroRedundancyOptimizer(TorchZero):
+    """``torch.distributed.optim.ZeroRedundancyOptimizer`` that takes a registry name.
+
+    Args:
+        params: Parameters or param group dicts (``paramwise_cfg`` works).
+        optimizer_type (str | type): A name in MMEngine's ``OPTIMIZERS``
+            registry (``'Lion'``, ``'AdamW'``, ``'mmlion.Lion'``) or a class.
+            Defaults to ``'Lion'``.
+        skip_nonfinite (bool): Skip the whole step when any gradient (of any
+            shard) is NaN or Inf, as ``Lion(skip_nonfinite=True)`` does; checked
+            here, where every rank sees every gradient, so all ranks agree.
+        max_consecutive_skips (int, optional): See :class:`~mmlion.optim.Lion`.
+        **kwargs: ``process_group``, ``parameters_as_bucket_view`` and the inner
+            optimizer's own arguments (``lr``, ``weight_decay``, ...).
+
+    Example:
+        >>> optim_wrapper = dict(optimizer=dict(
+        ...     type='mmlion.ZeroRedundancyOptimizer', optimizer_type='Lion',
+        ...     lr=1e-4, weight_decay=1.0))
+    """
+
+    def __init__(self, params, optimizer_type='Lion', *, skip_nonfinite: bool = False,
+                 max_consecutive_skips: Optional[int] = 10, **kwargs):
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError(
+                'ZeroRedundancyOptimizer shards the optimizer state across the processes of '
+                'torch.distributed, which is not initialised here; launch with torchrun '
+                '(tools/dist_train.sh) or use the optimizer without ZeRO.')
+        optimizer_class = _optimizer_class(optimizer_type)
+        for key in ('skip_nonfinite', 'max_consecutive_skips'):
+            if key in kwargs:
+                raise ValueError(f'Invalid {key}: pass it to ZeroRedundancyOptimizer, not '
+                                 f'the inner optimizer')
+        self.nonfinite_guard = (NonFiniteGuard(max_consecutive_skips,
+                                               owner='ZeroRedundancyOptimizer')
+                                if skip_nonfinite else None)
+        self._steps = 0
+        self._consolidated_at: Optional[int] = None
+        super().__init__(params, optimizer_class, **kwargs)
+
+    def step(self, closure=None, **kwargs):
+        if self.nonfinite_guard is not None:
+            grads = [p.grad for group in self.param_groups for p in group['params']
+                     if p.grad is not None]
+            if not self.nonfinite_guard.should_step(grads):
+                return None
+        self._steps += 1
+        return super().step(closure=closure, **kwargs)
+
+    def consolidate_state_dict(self, to: int = 0) -> None:
+        """Gather the shards on rank ``to``; every rank must call it."""
+        super().consolidate_state_dict(to)
+        self._consolidated_at = self._steps
+
+    def state_dict(self):
+        """The whole optimizer state, on the rank it was consolidated to. Raises,
+        instead of returning stale state, when a step came after the last
+        consolidation."""
+        if self._consolidated_at != self._steps:
+            raise RuntimeError(
+                'ZeroRedundancyOptimizer.state_dict(): the optimizer state is sharded and '
+                f'was last consolidated at step {self._consolidated_at} (now {self._steps}); '
+                'call consolidate_state_dict(to=0) on all ranks first (mmlion\'s '
+                'ResumableCheckpointHook does so before every checkpoint)')
+        state_dict = super().state_dict()
+        if self.nonfinite_guard is not None:
+            state_dict['nonfinite'] = self.nonfinite_guard.state_dict()
+        return state_dict
+
+    def load_state_dict(self, state_dict) -> None:
+        state_dict = dict(state_dict)
+        nonfinite = state_dict.pop('nonfinite', None)
+        super().load_state_dict(state_dict)
+        if nonfinite is not None and self.nonfinite_guard is not None:
+            self.nonfinite_guard.load_state_dict(nonfinite)

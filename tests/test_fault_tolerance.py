@@ -1,0 +1,223 @@
+"""Training that survives faults, end to end with tools/train.py and torchrun:
+SIGKILL mid-epoch and resume bitwise (1 and 2 processes), a crash during a checkpoint
+write, an injected NaN gradient, and ZeRO-sharded Lion against DDP."""
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+# 5 iterations per epoch per rank, accumulation windows of 3: the checkpoint at the
+# end of epoch 1 (iteration 5) falls inside a window. Lion guarded against NaN,
+# clipping, warmup by iteration and cosine by epoch, validation each epoch.
+TOY = """
+custom_imports = dict(imports=['mmlion', '_fault_support'], allow_failed_imports=False)
+default_scope = 'mmengine'
+model = dict(type='NoisyToyModel')
+train_dataloader = dict(
+    batch_size=4, num_workers=0, collate_fn=dict(type='default_collate'),
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='NoisyToyDataset', size={size}))
+val_dataloader = dict(
+    batch_size=4, num_workers=0, collate_fn=dict(type='default_collate'),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='NoisyToyDataset', size=8, augment=False))
+val_evaluator = dict(type='ToyAccuracy')
+val_cfg = dict()
+train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=1)
+optim_wrapper = dict(
+    type='OptimWrapper', accumulative_counts=3, clip_grad=dict(max_norm=1.0),
+    optimizer={optimizer})
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=4),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=3, eta_min=1e-5)]
+default_hooks = dict(
+    checkpoint=dict(type='{checkpoint_hook}', interval=1, max_keep_ckpts=2),
+    logger=dict(type='LoggerHook', interval=1))
+custom_hooks = {custom_hooks}
+randomness = dict(seed=0)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+"""
+LION = "dict(type='Lion', lr=1e-3, weight_decay=0.5, skip_nonfinite=True)"
+ZERO = ("dict(type='mmlion.ZeroRedundancyOptimizer', optimizer_type='Lion', lr=1e-3, "
+        "weight_decay=0.5, skip_nonfinite=True)")
+
+
+def write_config(tmp_path, name, nproc=1, optimizer=LION,
+                 checkpoint_hook='mmlion.ResumableCheckpointHook', custom_hooks='[]'):
+    path = tmp_path / f'{name}.py'
+    path.write_text(TOY.format(size=20 * nproc, optimizer=optimizer,
+                               checkpoint_hook=checkpoint_hook, custom_hooks=custom_hooks))
+    return str(path)
+
+
+def train(config, work_dir, *extra, nproc=1, port=29531, expect_rc=0, pythonpath=()):
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join([ROOT, osp.join(ROOT, 'tests'), *pythonpath,
+                                         env.get('PYTHONPATH', '')])
+    args = ['--work-dir', str(work_dir), *extra]
+    if nproc == 1:
+        cmd = [sys.executable, 'tools/train.py', config, *args]
+    else:
+        cmd = ['bash', 'tools/dist_train.sh', config, str(nproc), *args]
+        env.update(PYTHON=sys.executable, PORT=str(port))
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    out = proc.stdout + proc.stderr
+    if expect_rc is None:  # torchrun reports a killed worker as a failure
+        assert proc.returncode != 0, f'{cmd} should have died\n{out[-3000:]}'
+    else:
+        assert proc.returncode == expect_rc, f'{cmd}\n{out[-5000:]}'
+    return out
+
+
+def load(path):
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+def assert_bitwise_equal(a, b, where=''):
+    """Model weights and buffers, and every optimizer state tensor, bit for bit."""
+    assert a['state_dict'].keys() == b['state_dict'].keys()
+    for name, value in a['state_dict'].items():
+        assert torch.equal(value, b['state_dict'][name]), f'{where}: {name}'
+    state_a, state_b = a['optimizer']['state'], b['optimizer']['state']
+    assert state_a.keys() == state_b.keys() and len(state_a) > 0
+    for index in state_a:
+        assert torch.equal(state_a[index]['exp_avg'], state_b[index]['exp_avg']), \
+            f'{where}: exp_avg of parameter {index}'
+
+
+def kill_and_resume(tmp_path, config, name, nproc=1, port=29531):
+    """Train, SIGKILL in the middle of epoch 2 (iteration 8), resume from the last
+    checkpoint, finish. Returns the final checkpoint."""
+    work_dir = tmp_path / name
+    killer = "dict(type='KillAtIterHook', kill_iter=8)"
+    killed_config = config[:-len('.py')] + '_killed.py'
+    with open(config) as f, open(killed_config, 'w') as g:
+        g.write(f.read().replace('custom_hooks = []', f'custom_hooks = [{killer}]'))
+    train(killed_config, work_dir, nproc=nproc, port=port,
+          expect_rc=-signal.SIGKILL if nproc == 1 else None)
+    with open(work_dir / 'last_checkpoint') as f:
+        assert f.read().strip().endswith('epoch_1.pth')
+    assert not (work_dir / 'epoch_2.pth').exists()
+    out = train(config, work_dir, '--resume', nproc=nproc, port=port + 1)
+    assert 'resumed epoch: 1, iter: 5' in out, out[-3000:]
+    return load(work_dir / 'epoch_3.pth'), out
+
+
+def test_sigkill_mid_epoch_and_resume_is_bitwise_equal(tmp_path):
+    config = write_config(tmp_path, 'toy')
+    train(config, tmp_path / 'straight')
+    straight = load(tmp_path / 'straight' / 'epoch_3.pth')
+    resumed, out = kill_and_resume(tmp_path, config, 'resumed')
+    assert 'restored the partial gradient of an accumulation window' in out
+    assert_bitwise_equal(straight, resumed, 'single process')
+    assert straight['meta']['iter'] == resumed['meta']['iter'] == 15
+    # What made it exact is in the checkpoint: RNG states and the partial gradient.
+    extra = load(tmp_path / 'resumed' / 'epoch_3.pth')['mmlion_resume']
+    assert extra['world_size'] == 1 and set(extra['rng'][0]) >= {'python', 'numpy', 'torch'}
+
+    # The control: MMEngine's own CheckpointHook resumes, but not bitwise.
+    plain = write_config(tmp_path, 'plain', checkpoint_hook='CheckpointHook')
+    plain_resumed, _ = kill_and_resume(tmp_path, plain, 'plain_resumed')
+    with pytest.raises(AssertionError):
+        assert_bitwise_equal(straight, plain_resumed)
+
+
+def test_two_process_ddp_and_zero_resume_bitwise_and_match(tmp_path):
+    ddp = write_config(tmp_path, 'ddp', nproc=2)
+    train(ddp, tmp_path / 'ddp_straight', nproc=2, port=29541)
+    straight = load(tmp_path / 'ddp_straight' / 'epoch_3.pth')
+    resumed, out = kill_and_resume(tmp_path, ddp, 'ddp_resumed', nproc=2, port=29543)
+    assert_bitwise_equal(straight, resumed, 'DDP')
+    extra = resumed['mmlion_resume']
+    assert extra['world_size'] == 2 and len(extra['rng']) == 2  # one state per rank
+
+    # ZeRO-sharded Lion, killed and resumed, ends where DDP with plain Lion ends.
+    zero = write_config(tmp_path, 'zero', nproc=2, optimizer=ZERO)
+    zero_resumed, out = kill_and_resume(tmp_path, zero, 'zero_resumed', nproc=2, port=29545)
+    assert 'ZeroRedundancyOptimizer' in zero_resumed['meta']['cfg']
+    assert_bitwise_equal(straight, zero_resumed, 'ZeRO vs DDP')
+
+
+# From the end of epoch 1 on, any write that takes a file past 64 KiB kills the
+# process with SIGXFSZ (Python ignores that signal; the hook restores its default):
+# a crash in the middle of writing the epoch-2 checkpoint, which is ~1 MB.
+CRASH_ON_SAVE = textwrap.dedent("""
+    import resource
+    import signal
+    from mmengine.hooks import Hook
+    from mmengine.registry import HOOKS
+
+    @HOOKS.register_module(force=True)
+    class CrashDuringSecondSaveHook(Hook):
+        priority = 'LOWEST'  # after the checkpoint hook has written epoch 1
+        def after_train_epoch(self, runner):
+            if runner.epoch == 0:
+                signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+""")
+
+
+@pytest.mark.parametrize('hook, survives', [('mmlion.ResumableCheckpointHook', True),
+                                            ('CheckpointHook', False)])
+def test_crash_while_writing_a_checkpoint(tmp_path, hook, survives):
+    (tmp_path / '_crash_on_save.py').write_text(CRASH_ON_SAVE)
+    config = write_config(tmp_path, 'crash', checkpoint_hook=hook,
+                          custom_hooks="[dict(type='CrashDuringSecondSaveHook')]")
+    config_text = open(config).read().replace("'_fault_support']", "'_fault_support', "
+                                              "'_crash_on_save']")
+    open(config, 'w').write(config_text)
+    # The toy model is small; a wide hidden layer makes its checkpoint ~1 MB.
+    work_dir = tmp_path / 'crash_run'
+    train(config, work_dir, '--cfg-options', 'model.hidden=4096',
+          expect_rc=-signal.SIGXFSZ, pythonpath=[str(tmp_path)])
+    with open(work_dir / 'last_checkpoint') as f:
+        latest = f.read().strip()
+    assert latest.endswith('epoch_1.pth')
+    assert load(latest)['meta']['epoch'] == 1  # complete, loads
+    second = work_dir / 'epoch_2.pth'
+    if survives:
+        assert not second.exists()  # only a temporary file was cut short
+    else:
+        # MMEngine's plain write leaves a truncated epoch_2.pth behind.
+        assert second.exists()
+        with pytest.raises(Exception):
+            load(second)
+
+
+def test_nan_gradient_is_skipped_and_logged_under_the_runner(tmp_path):
+    """Lion(skip_nonfinite) and NonFiniteGradHook (here guarding AdamW)."""
+    for name, optimizer, hooks in [
+        ('lion', LION, "[dict(type='PoisonGradHook', poison_iter=6)]"),
+        ('adamw_hook', "dict(type='AdamW', lr=1e-3)",
+         "[dict(type='PoisonGradHook', poison_iter=6), "
+         "dict(type='mmlion.NonFiniteGradHook', max_consecutive_skips=3)]"),
+    ]:
+        config = write_config(tmp_path, name, optimizer=optimizer, custom_hooks=hooks)
+        # Without accumulation, so iteration 6 is a step of its own.
+        out = train(config, tmp_path / name, '--cfg-options',
+                    'optim_wrapper.accumulative_counts=1')
+        before = load(tmp_path / name / 'before_poison.pth')
+        after = load(tmp_path / name / 'after_poison.pth')
+        for key, value in before['params'].items():
+            assert torch.equal(value, after['params'][key]), (name, key)
+        state_before = before['optimizer']['state']
+        for index, entry in after['optimizer']['state'].items():
+            for key, value in entry.items():
+                if isinstance(value, torch.Tensor):
+                    assert torch.equal(value, state_before[index][key]), (name, index, key)
+        assert 'non-finite gradient (NaN or Inf)' in out and '1 in a row, 1 in total' in out
+        final = load(tmp_path / name / 'epoch_3.pth')
+        assert all(v.isfinite().all() for v in final['state_dict'].values())
+        guard = (final['optimizer']['nonfinite'] if name == 'lion'
+                 else final['nonfinite_guard'])
+        assert guard == dict(skipped=1, consecutive=0)
+    assert 'first in fc1.weight' in out  # the hook names the parameter
+    assert 'nonfinite_skips' in out
