@@ -13,6 +13,7 @@ import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = 'configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py'
+ZERO = 'configs/lion/demo/rtmdet_tiny_2xb8-lion-zero-24e_shapes.py'
 pytestmark = pytest.mark.slow
 
 
@@ -32,11 +33,13 @@ def scalars(work_dir):
         return [json.loads(line) for line in f]
 
 
-def test_dist_train_two_cpu_processes(tmp_path):
+def test_dist_train_two_cpu_processes_zero_sharded(tmp_path):
+    """The ZeRO config on 2 CPU processes: the replicas stay identical, and the
+    checkpoint (gathered from both shards) holds Lion's state for every parameter."""
     work_dir = str(tmp_path / 'dist')
     config = tmp_path / 'dist_config.py'
     config.write_text(
-        f"_base_ = '{osp.join(ROOT, DEMO)}'\n"
+        f"_base_ = '{osp.join(ROOT, ZERO)}'\n"
         "custom_imports = dict(imports=['mmlion', '_rank_params_hook'])\n"
         "custom_hooks = [dict(type='SaveRankParamsHook')]\n")
     out = run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', work_dir,
@@ -56,6 +59,12 @@ def test_dist_train_two_cpu_processes(tmp_path):
     checkpoint = torch.load(osp.join(work_dir, 'epoch_2.pth'), weights_only=False)
     for name, value in rank0.items():
         assert torch.equal(checkpoint['state_dict'][name], value), name
+    optimizer = checkpoint['optimizer']
+    n_params = sum(len(g['params']) for g in optimizer['param_groups'])
+    assert n_params == len(rank0)
+    assert len(optimizer['state']) == n_params
+    assert all(set(s) == {'exp_avg'} for s in optimizer['state'].values())
+    assert 'mmlion.ZeroRedundancyOptimizer' in checkpoint['meta']['cfg']
 
 
 # An 8-epoch run of the demo (240 iterations, about 2.5 minutes on 2 cores) measured

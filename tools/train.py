@@ -1,7 +1,8 @@
 """Train a detector (or any MMEngine model) from a config, the OpenMMLab way.
 
 Like MMDetection's tools/train.py, plus what mmlion users need here: the datasets
-mmlion generates are made before the run, and ``--launcher pytorch`` works on
+mmlion generates are made before the run, the config is checked before anything is
+built (mmlion.utils.check_config), and ``--launcher pytorch`` works on
 CPU-only machines (gloo) as well as on GPUs (nccl).
 """
 import argparse
@@ -12,7 +13,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlion.utils import prepare_generated_data, setup_distributed
+from mmlion.utils import check_config, prepare_generated_data, setup_distributed
 
 
 def parse_args():
@@ -77,6 +78,8 @@ def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
     prepare_generated_data(cfg)
+    # Fail now, naming the key and value, rather than minutes into the run.
+    check_config(cfg)
     setup_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()

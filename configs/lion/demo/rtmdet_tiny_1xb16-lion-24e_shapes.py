@@ -29,9 +29,11 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(base_batch_size=16)
 
+# mmlion's CheckpointHook: checkpoints carry RNG states and any half-accumulated
+# gradient, so `--resume` continues bit for bit, and they are written atomically.
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=8, max_keep_ckpts=2,
+    checkpoint=dict(type='mmlion.ResumableCheckpointHook', interval=8, max_keep_ckpts=2,
                     save_best='coco/bbox_mAP', rule='greater'))
 log_processor = dict(window_size=10)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))

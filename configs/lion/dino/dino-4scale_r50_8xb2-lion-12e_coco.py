@@ -11,3 +11,7 @@ optim_wrapper = dict(
     optimizer=dict(
         _delete_=True, type='Lion', lr=1e-5, betas=(0.95, 0.98), weight_decay=1e-3),
     paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0, flat_decay_mult=0))
+
+# Checkpoints that resume bit for bit (RNG states, partial accumulation) and are
+# written atomically: mmlion.engine.ResumableCheckpointHook.
+default_hooks = dict(checkpoint=dict(type='mmlion.ResumableCheckpointHook'))

@@ -6,3 +6,7 @@ _base_ = [
     '../../_base_/schedules/lion-lr2e-5_warmup-cosine_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
+
+# Checkpoints that resume bit for bit (RNG states, partial accumulation) and are
+# written atomically: mmlion.engine.ResumableCheckpointHook.
+default_hooks = dict(checkpoint=dict(type='mmlion.ResumableCheckpointHook'))

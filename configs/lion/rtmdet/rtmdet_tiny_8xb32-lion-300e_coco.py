@@ -26,3 +26,7 @@ param_scheduler = [
         convert_to_iter_based=True),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=256)
+
+# Checkpoints that resume bit for bit (RNG states, partial accumulation) and are
+# written atomically: mmlion.engine.ResumableCheckpointHook.
+default_hooks = dict(checkpoint=dict(type='mmlion.ResumableCheckpointHook'))

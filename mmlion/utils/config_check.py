@@ -1,0 +1,194 @@
+"""Check a training config before anything is built, so that a wrong setting fails
+in a second with a message that names the key and the value, instead of minutes in
+(or never, silently). ``tools/train.py`` calls :func:`check_config`; it reads files
+but writes none.
+"""
+import difflib
+import glob
+import os.path as osp
+from typing import Iterator, Optional, Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.fileio.io import _parse_uri_prefix
+from mmengine.registry import OPTIMIZERS
+
+__all__ = ['ConfigError', 'check_config', 'check_checkpoint']
+
+_DECAY_MULTS = ('bias_decay_mult', 'norm_decay_mult', 'dwconv_decay_mult', 'flat_decay_mult')
+_ZERO_OWN_KEYS = ('type', 'optimizer_type', 'process_group', 'parameters_as_bucket_view',
+                  'overlap_with_ddp', 'skip_nonfinite', 'max_consecutive_skips')
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and the value."""
+
+
+def _optimizer_class(type_name, default_scope: Optional[str]):
+    if not isinstance(type_name, str):
+        return type_name if isinstance(type_name, type) else None
+    with OPTIMIZERS.switch_scope_and_registry(default_scope) as registry:
+        return registry.get(type_name)
+
+
+def _unknown_type(key: str, type_name) -> ConfigError:
+    known = sorted(OPTIMIZERS.module_dict)
+    close = difflib.get_close_matches(str(type_name), known, n=3)
+    hint = f'; did you mean {close}?' if close else ''
+    return ConfigError(f"{key}={type_name!r} is not a registered optimizer{hint} "
+                       f"(mmlion's are registered by custom_imports=dict(imports=['mmlion']))")
+
+
+def _check_optimizer(cfg: Config) -> None:
+    from mmlion.optim import Lion, ZeroRedundancyOptimizer
+    optim_wrapper = cfg.get('optim_wrapper')
+    if not optim_wrapper or 'optimizer' not in optim_wrapper:
+        return
+    optimizer = dict(optim_wrapper['optimizer'])
+    key = 'optim_wrapper.optimizer'
+    type_name = optimizer.get('type')
+    cls = _optimizer_class(type_name, cfg.get('default_scope'))
+    if cls is None:
+        raise _unknown_type(f'{key}.type', type_name)
+    imports = (cfg.get('custom_imports') or {}).get('imports', [])
+    imports = [imports] if isinstance(imports, str) else list(imports)
+    uses_mmlion = cls in (Lion, ZeroRedundancyOptimizer) or str(type_name).startswith('mmlion.')
+    if uses_mmlion and not any(i == 'mmlion' or i.startswith('mmlion.') for i in imports):
+        raise ConfigError(
+            f"{key}.type={type_name!r} needs custom_imports=dict(imports=['mmlion']) in the "
+            f"config (custom_imports={cfg.get('custom_imports')!r}): without it MMDetection's "
+            f"tools and `mim train` fail to find 'Lion', or build another package's Lion")
+    kwargs = {k: v for k, v in optimizer.items() if k != 'type'}
+    if cls is ZeroRedundancyOptimizer:
+        inner_name = optimizer.get('optimizer_type', 'Lion')
+        inner = _optimizer_class(inner_name, cfg.get('default_scope'))
+        if inner is None:
+            raise _unknown_type(f'{key}.optimizer_type', inner_name)
+        cls, key = inner, f'{key} (optimizer_type={inner_name!r})'
+        kwargs = {k: v for k, v in optimizer.items() if k not in _ZERO_OWN_KEYS}
+    if cls is Lion:
+        try:  # Lion validates every setting; a one-element parameter costs nothing
+            Lion([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f'{key}: {e}') from None
+    paramwise = optim_wrapper.get('paramwise_cfg') or {}
+    if 'weight_decay' not in optimizer:
+        mults = [k for k in _DECAY_MULTS if k in paramwise]
+        mults += [f'custom_keys[{name!r}].decay_mult'
+                  for name, rule in (paramwise.get('custom_keys') or {}).items()
+                  if isinstance(rule, dict) and 'decay_mult' in rule]
+        if mults:
+            name = mults[0]
+            value = paramwise.get(name, None) if name in _DECAY_MULTS else \
+                paramwise['custom_keys'][name.split("'")[1]]['decay_mult']
+            raise ConfigError(
+                f'optim_wrapper.paramwise_cfg.{name}={value!r} multiplies the weight decay, '
+                f'but {key} sets no weight_decay; set {key}.weight_decay (Lion: 3-10x '
+                f"AdamW's) or remove the multiplier")
+    counts = optim_wrapper.get('accumulative_counts', 1)
+    if isinstance(counts, bool) or not isinstance(counts, int) or counts < 1:
+        raise ConfigError(f'optim_wrapper.accumulative_counts={counts!r} (must be an int >= 1)')
+    clip = optim_wrapper.get('clip_grad')
+    if clip is not None:
+        limit_key = 'clip_value' if clip.get('type') == 'value' else 'max_norm'
+        limit = clip.get(limit_key)
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
+            raise ConfigError(f'optim_wrapper.clip_grad.{limit_key}={limit!r} (must be a '
+                              f'number > 0)')
+
+
+def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        stack = [(f'{loader}.dataset', (cfg.get(loader) or {}).get('dataset'))]
+        while stack:
+            key, dataset = stack.pop()
+            if not isinstance(dataset, dict):
+                continue
+            yield key, dataset
+            if 'dataset' in dataset:
+                stack.append((f'{key}.dataset', dataset['dataset']))
+            for i, d in enumerate(dataset.get('datasets') or []):
+                stack.append((f'{key}.datasets[{i}]', d))
+
+
+def _local(path: str) -> bool:
+    return _parse_uri_prefix(path) == ''
+
+
+def _check_data(cfg: Config) -> None:
+    for key, dataset in _datasets(cfg):
+        root = dataset.get('data_root') or ''
+        if not _local(root):
+            continue
+        ann_file = dataset.get('ann_file')
+        if ann_file:
+            path = ann_file if osp.isabs(ann_file) or not root else osp.join(root, ann_file)
+            if not osp.isfile(path):
+                raise ConfigError(f'{key}.ann_file={ann_file!r}: no such file {path!r} '
+                                  f'(data_root={root!r})')
+        prefix = dataset.get('data_prefix') or {}
+        for name in ('img', 'img_path'):
+            folder = prefix.get(name) if isinstance(prefix, dict) else None
+            if folder:
+                path = folder if osp.isabs(folder) or not root else osp.join(root, folder)
+                if not osp.isdir(path):
+                    raise ConfigError(f'{key}.data_prefix.{name}={folder!r}: no such folder '
+                                      f'{path!r} (data_root={root!r})')
+
+
+def check_checkpoint(path: str, key: str = 'resume', optimizer_type=None) -> dict:
+    """Load ``path`` as a checkpoint and check it can be resumed; raise
+    :class:`ConfigError` naming the file and what is wrong. Returns it."""
+    if not osp.isfile(path):
+        raise ConfigError(f'{key}: checkpoint {path!r} does not exist')
+    try:
+        checkpoint = torch.load(path, map_location='cpu', mmap=True)
+    except Exception as e:  # zip, pickle and EOF errors all mean the same here
+        others = sorted(p for p in glob.glob(osp.join(osp.dirname(path) or '.', '*.pth'))
+                        if osp.abspath(p) != osp.abspath(path))
+        hint = f'; other checkpoints there: {others}' if others else ''
+        reason = str(e).splitlines()[0][:200]
+        raise ConfigError(f'{key}: checkpoint {path!r} ({osp.getsize(path)} bytes) cannot be '
+                          f'read; it is truncated or corrupt ({type(e).__name__}: {reason})'
+                          f'{hint}') from None
+    if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
+        keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint)
+        raise ConfigError(f"{key}: {path!r} is not an MMEngine checkpoint (no 'state_dict'; "
+                          f'it has {keys})')
+    from mmlion.optim import Lion
+    saved = checkpoint.get('optimizer')
+    if optimizer_type is Lion and isinstance(saved, dict) and 'state' in saved:
+        for index, entry in saved['state'].items():
+            other = sorted(k for k in entry if k != 'exp_avg')
+            if other:
+                raise ConfigError(
+                    f'{key}: checkpoint {path!r} holds the state of another optimizer '
+                    f"(parameter {index} has {sorted(entry)}; Lion keeps ['exp_avg']). To "
+                    f'start Lion from its weights use load_from={path!r} with resume=False')
+    return checkpoint
+
+
+def _check_resume(cfg: Config) -> None:
+    if not cfg.get('resume'):
+        return
+    path, key = cfg.get('load_from'), 'load_from (resume=True)'
+    if path is None:
+        pointer = osp.join(cfg.get('work_dir') or '', 'last_checkpoint')
+        if not osp.isfile(pointer):
+            return  # nothing to resume: MMEngine starts afresh, and says so
+        with open(pointer) as f:
+            path, key = f.read().strip(), f'resume=True ({pointer})'
+    if not _local(path):
+        return
+    optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
+    cls = _optimizer_class(optimizer.get('type'), cfg.get('default_scope'))
+    if getattr(cls, '__name__', '') == 'ZeroRedundancyOptimizer':
+        cls = _optimizer_class(optimizer.get('optimizer_type', 'Lion'), cfg.get('default_scope'))
+    check_checkpoint(path, key, cls)
+
+
+def check_config(cfg: Config) -> None:
+    """Raise :class:`ConfigError` for settings that cannot train; touches no file."""
+    _check_optimizer(cfg)
+    _check_data(cfg)
+    _check_resume(cfg)
