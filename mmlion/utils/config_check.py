@@ -5,6 +5,7 @@ but writes none.
 """
 import difflib
 import glob
+import zipfile
 import os.path as osp
 from typing import Iterator, Optional, Tuple
 
@@ -141,16 +142,18 @@ def check_checkpoint(path: str, key: str = 'resume', optimizer_type=None) -> dic
     :class:`ConfigError` naming the file and what is wrong. Returns it."""
     if not osp.isfile(path):
         raise ConfigError(f'{key}: checkpoint {path!r} does not exist')
+    is_zip = zipfile.is_zipfile(path)
     try:
-        checkpoint = torch.load(path, map_location='cpu', mmap=True)
+        # mmap reads only what is needed (zip format); older files load whole.
+        checkpoint = torch.load(path, map_location='cpu', mmap=is_zip)
     except Exception as e:  # zip, pickle and EOF errors all mean the same here
         others = sorted(p for p in glob.glob(osp.join(osp.dirname(path) or '.', '*.pth'))
                         if osp.abspath(p) != osp.abspath(path))
         hint = f'; other checkpoints there: {others}' if others else ''
-        reason = str(e).splitlines()[0][:200]
+        reason = (f'{type(e).__name__}: {str(e).splitlines()[0][:160]}' if is_zip else
+                  'not the zip archive torch.save writes, nor a legacy checkpoint')
         raise ConfigError(f'{key}: checkpoint {path!r} ({osp.getsize(path)} bytes) cannot be '
-                          f'read; it is truncated or corrupt ({type(e).__name__}: {reason})'
-                          f'{hint}') from None
+                          f'read; it is truncated or corrupt ({reason}){hint}') from None
     if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
         keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint)
         raise ConfigError(f"{key}: {path!r} is not an MMEngine checkpoint (no 'state_dict'; "
