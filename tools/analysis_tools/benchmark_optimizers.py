@@ -72,6 +72,9 @@ def optimizer_factories(quick: bool) -> Dict[str, Tuple[str, Callable]]:
     rows = {}
     if _ext.fused_lion_kernel() is not None:
         rows['mmlion Lion (default)'] = ('lion', lambda g: Lion(g, **lion_kw))
+        # The non-finite guard reads every gradient once more before the step.
+        rows['mmlion Lion, skip_nonfinite'] = (
+            'lion', lambda g: Lion(g, skip_nonfinite=True, **lion_kw))
         rows['mmlion Lion fused, bf16 state'] = (
             'lion', lambda g: Lion(g, fused=True, state_dtype=torch.bfloat16, **lion_kw))
     else:
