@@ -70,10 +70,14 @@ def train(config, work_dir, *extra, nproc=1, port=29531, expect_rc=0, pythonpath
         env.update(PYTHON=sys.executable, PORT=str(port))
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     out = proc.stdout + proc.stderr
+    with open(f'{work_dir}.log', 'a') as f:  # the whole output, for a failing run
+        f.write(f'$ {" ".join(cmd)}\n{out}\n')
     if expect_rc is None:  # torchrun reports a killed worker as a failure
         assert proc.returncode != 0, f'{cmd} should have died\n{out[-3000:]}'
     else:
-        assert proc.returncode == expect_rc, f'{cmd}\n{out[-5000:]}'
+        first_error = out.find('Traceback')
+        assert proc.returncode == expect_rc, \
+            f'{cmd} (log: {work_dir}.log)\n{out[max(first_error, 0):][:3000]}\n{out[-3000:]}'
     return out
 
 

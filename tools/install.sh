@@ -17,7 +17,10 @@ PIP=("$PY" -m pip install --progress-bar off)
 
 # What the environment must hold; the stamp records it so a re-run can skip pip.
 TORCH_SPEC="torch==2.13.0"   # the CPU build on this project's machines
-STACK=("setuptools<80" wheel ninja numpy "mmengine==0.10.7" pycocotools pytest matplotlib)
+# scikit-learn ships the digits data (UCI, 1797 images) that the Lion-vs-AdamW
+# convergence check trains on: data no one here made, with no download.
+STACK=("setuptools<80" wheel ninja numpy "mmengine==0.10.7" pycocotools pytest matplotlib
+       scikit-learn)
 STAMP="$VENV/.mmlion-install-stamp"
 stamp_value() {
     cat "$ROOT/tools/install.sh" "$ROOT/setup.py" "$ROOT"/mmlion/csrc/*.cpp | sha256sum | cut -c1-16

@@ -7,7 +7,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlion.utils import prepare_generated_data, setup_distributed
+from mmlion.utils import prepare_generated_data, setup_distributed, teardown_distributed
 
 
 def parse_args():
@@ -42,6 +42,7 @@ def main():
     setup_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     metrics = runner.test()
+    teardown_distributed()
     if 'coco/bbox_mAP' in metrics and runner.rank == 0:
         print(f"bbox mAP: {metrics['coco/bbox_mAP']:.3f} "
               f"(mAP@50 {metrics['coco/bbox_mAP_50']:.3f}, "

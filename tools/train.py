@@ -13,7 +13,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlion.utils import check_config, prepare_generated_data, setup_distributed
+from mmlion.utils import (check_config, prepare_generated_data, setup_distributed,
+                          teardown_distributed)
 
 
 def parse_args():
@@ -83,6 +84,7 @@ def main():
     setup_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

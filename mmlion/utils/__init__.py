@@ -3,9 +3,9 @@ main job needs."""
 from .checkpoint import allow_mmengine_checkpoints
 from .config_check import ConfigError, check_checkpoint, check_config
 from .data import prepare_generated_data
-from .dist import setup_distributed
+from .dist import setup_distributed, teardown_distributed
 
 __all__ = [
     'ConfigError', 'allow_mmengine_checkpoints', 'check_checkpoint', 'check_config',
-    'prepare_generated_data', 'setup_distributed'
+    'prepare_generated_data', 'setup_distributed', 'teardown_distributed'
 ]

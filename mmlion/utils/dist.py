@@ -64,3 +64,16 @@ def _without_sync_bn(node) -> bool:
         for value in node:
             changed |= _without_sync_bn(value)
     return changed
+
+
+def teardown_distributed() -> None:
+    """Destroy the process group, if there is one, before the interpreter exits.
+
+    MMEngine never does; a gloo group left alive at exit can abort a rank in
+    ``std::terminate`` ("terminate called without an active exception"), which
+    torchrun then reports as a failed run after training has finished.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

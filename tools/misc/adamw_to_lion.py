@@ -1,0 +1,244 @@
+"""Write a Lion config that inherits an AdamW (or Adam, or SGD) config.
+
+The paper's guidance (Chen et al. 2023, "Symbolic Discovery of Optimization
+Algorithms", section 5 and appendix): Lion's update is a sign, so every element moves
+by the full learning rate; its lr must be 3-10x smaller than AdamW's. Weight decay
+then has to be 3-10x larger, so that lr * weight_decay, the strength of the decoupled
+decay per step, stays what it was. betas=(0.9, 0.99) is the default and
+(0.95, 0.98) helps stability. Lion gains more from large batches than AdamW: at a
+total batch below 64 it may not beat AdamW, and a smaller ratio is the safer start.
+
+What the converter does:
+  * lr / ratio (AdamW, Adam); SGD's lr is first put on AdamW's scale (/ 100, the ratio
+    MMDetection's own R-50 recipes use: Faster R-CNN SGD 0.02 vs AdamW 2e-4);
+  * weight_decay chosen so that lr * weight_decay is unchanged (AdamW: x ratio);
+  * betas (0.9, 0.99), or (0.95, 0.98) with --stable; eps and amsgrad dropped;
+  * every lr-valued scheduler field (eta_min, eta_max, max_lr, min_value of lr
+    schedulers) scaled like lr; factors and ratios kept;
+  * paramwise_cfg, clip_grad, the OptimWrapper type and everything else inherited.
+It prints a table of what changed and why, and loads the new config to check it.
+
+Example:
+    python tools/misc/adamw_to_lion.py mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py \\
+        --lr-ratio 10 --out configs/lion/rtmdet/my_rtmdet_tiny_lion.py
+"""
+import argparse
+import copy
+import importlib
+import os
+import os.path as osp
+import re
+import sys
+from typing import List, Optional, Tuple
+
+from mmengine.config import Config
+
+SOURCES = ('AdamW', 'Adam', 'SGD')
+SGD_TO_ADAMW = 100.0
+LR_FIELDS = ('eta_min', 'eta_max', 'max_lr', 'min_value', 'eta_min_restart')
+BETAS = (0.9, 0.99)
+STABLE_BETAS = (0.95, 0.98)
+SMALL_BATCH = 64
+
+
+def resolve(config: str) -> Tuple[str, str]:
+    """(path on disk, how a child config names it in ``_base_``)."""
+    if '::' in config:
+        package, relative = config.split('::', 1)
+        root = osp.dirname(importlib.import_module(package).__file__)
+        path = osp.join(root, '.mim', 'configs', relative)
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'CONFIG={config!r}: no such config {path!r}')
+        return path, config
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'CONFIG={config!r}: no such file')
+    return osp.abspath(config), osp.abspath(config)
+
+
+def short_type(type_name) -> str:
+    name = type_name if isinstance(type_name, str) else getattr(type_name, '__name__', '')
+    return name.split('.')[-1]
+
+
+def total_batch_size(cfg: Config, path: str) -> Tuple[int, str]:
+    match = re.search(r'(\d+)xb(\d+)', osp.basename(path))
+    if match:
+        n, b = int(match.group(1)), int(match.group(2))
+        return n * b, f'{n} process{"es" if n > 1 else ""} x {b} images, from the file name'
+    scale = cfg.get('auto_scale_lr') or {}
+    if 'base_batch_size' in scale:
+        return int(scale['base_batch_size']), 'auto_scale_lr.base_batch_size'
+    batch = (cfg.get('train_dataloader') or {}).get('batch_size', 0)
+    return int(batch), 'train_dataloader.batch_size (one process)'
+
+
+def tidy(value: float) -> float:
+    """6 significant digits: 0.03, not 0.030000000000000002."""
+    return float(f'{value:.6g}')
+
+
+def fmt(value) -> str:
+    return f'{value:.6g}' if isinstance(value, float) else repr(value)
+
+
+def convert(cfg: Config, ratio: float, stable: bool):
+    """Return (new optimizer dict, new param_scheduler list or None, rows, warnings)."""
+    wrapper = cfg.get('optim_wrapper')
+    if not wrapper or 'optimizer' not in wrapper:
+        raise ValueError('the config has no optim_wrapper.optimizer to convert'
+                         + (' (an OptimWrapperDict of several optimizers is not supported)'
+                            if wrapper else ''))
+    source = dict(wrapper['optimizer'])
+    kind = short_type(source.get('type'))
+    if kind not in SOURCES:
+        raise ValueError(f'optim_wrapper.optimizer.type={source.get("type")!r}: the converter '
+                         f'knows {list(SOURCES)}')
+    rows: List[Tuple[str, str, str, str]] = [('optimizer', kind, 'Lion', 'the conversion')]
+    warnings: List[str] = []
+    lr = float(source.get('lr', 1e-3 if kind != 'SGD' else 0.01))
+    scale = 1.0 / ratio if kind != 'SGD' else 1.0 / (SGD_TO_ADAMW * ratio)
+    new_lr = tidy(lr * scale)
+    why = (f'lr / {ratio:g} (Lion steps by sign: 3-10x smaller than AdamW)' if kind != 'SGD'
+           else f'lr / {SGD_TO_ADAMW:g} (to AdamW scale) / {ratio:g}')
+    rows.append(('lr', fmt(lr), fmt(new_lr), why))
+    wd = float(source.get('weight_decay', 0.0))
+    new_wd = tidy(wd * lr / new_lr)
+    rows.append(('weight_decay', fmt(wd), fmt(new_wd),
+                 f'keeps lr * weight_decay = {lr * wd:.3g}, the decay per step'))
+    if wd == 0:
+        warnings.append('the source has no weight decay; Lion usually wants some (the paper '
+                        'uses 3-10x AdamW\'s): consider setting optim_wrapper.optimizer.'
+                        'weight_decay')
+    if kind in ('Adam', 'SGD') and wd:
+        warnings.append(f'{kind}\'s weight_decay is an L2 penalty added to the gradient; '
+                        f'Lion\'s is decoupled (AdamW-style). The converter keeps lr * wd; '
+                        f'check the regularisation')
+    betas = STABLE_BETAS if stable else BETAS
+    old_betas = '-' if kind == 'SGD' else fmt(tuple(source.get('betas', (0.9, 0.999))))
+    rows.append(('betas', old_betas, fmt(betas),
+                 '--stable: (0.95, 0.98) for stability' if stable else
+                 "Lion's defaults (use --stable for (0.95, 0.98))"))
+    for dropped in ('eps', 'amsgrad', 'momentum', 'nesterov', 'dampening', 'foreach', 'fused',
+                    'capturable', 'differentiable'):
+        if dropped in source:
+            rows.append((dropped, fmt(source[dropped]), '-', 'Lion has no such setting'))
+    optimizer = dict(type='Lion', lr=new_lr, betas=betas, weight_decay=new_wd)
+    for kept in ('maximize',):
+        if kept in source:
+            optimizer[kept] = source[kept]
+
+    schedulers = cfg.get('param_scheduler')
+    new_schedulers = None
+    if schedulers:
+        listed = isinstance(schedulers, (list, tuple))
+        new_schedulers = [copy.deepcopy(dict(s)) for s in (schedulers if listed else [schedulers])]
+        for index, s in enumerate(new_schedulers):
+            if 'momentum' in short_type(s.get('type')).lower():
+                warnings.append(f'param_scheduler[{index}] ({s["type"]}) schedules beta1 with '
+                                f'values tuned for {kind}; check them for Lion')
+                continue
+            for field in LR_FIELDS:
+                if isinstance(s.get(field), (int, float)) and s[field]:
+                    old = s[field]
+                    s[field] = tidy(old * scale)
+                    rows.append((f'param_scheduler[{index}].{field}', fmt(old), fmt(s[field]),
+                                 'an lr: scaled like lr'))
+    for key in ('paramwise_cfg', 'clip_grad'):
+        if wrapper.get(key):
+            rows.append((f'optim_wrapper.{key}', 'set', 'kept', 'inherited unchanged'))
+    return optimizer, new_schedulers, rows, warnings
+
+
+def render(base: str, imports: List[str], optimizer: dict, schedulers: Optional[list],
+           ratio: float, stable: bool, source: str) -> str:
+    lines = [
+        f'# Converted from {source}',
+        f'# by tools/misc/adamw_to_lion.py --lr-ratio {ratio:g}{" --stable" if stable else ""}:',
+        '# lr / ratio, weight decay such that lr * weight_decay stays the same, and',
+        '# Lion\'s betas; everything else is inherited.',
+        f'_base_ = {base!r}',
+        '',
+        f'custom_imports = dict(imports={imports!r}, allow_failed_imports=False)',
+        'optim_wrapper = dict(optimizer=dict(',
+        f"    _delete_=True, type='Lion', lr={optimizer['lr']!r}, "
+        f"betas={optimizer['betas']!r},",
+        f"    weight_decay={optimizer['weight_decay']!r}"
+        + ''.join(f', {k}={v!r}' for k, v in optimizer.items()
+                  if k not in ('type', 'lr', 'betas', 'weight_decay')) + '))',
+    ]
+    if schedulers is not None:
+        lines.append('param_scheduler = [')
+        for s in schedulers:
+            lines.append(f'    dict({", ".join(f"{k}={v!r}" for k, v in s.items())}),')
+        lines.append(']')
+    return '\n'.join(lines) + '\n'
+
+
+def default_out(path: str, spec: str, ratio: float) -> str:
+    stem = osp.splitext(osp.basename(path))[0]
+    name = re.sub('adamw|adam|sgd', 'lion', stem) if re.search('adamw|adam|sgd', stem) else \
+        f'{stem}_lion'
+    folder = osp.dirname(path) if '::' not in spec and os.access(osp.dirname(path), os.W_OK) \
+        else '.'
+    return osp.join(folder, f'{name}-r{ratio:g}.py')
+
+
+def print_table(rows, warnings, batch: int, batch_source: str) -> None:
+    print('| setting | before | Lion | why |')
+    print('| --- | --- | --- | --- |')
+    for row in rows:
+        print('| ' + ' | '.join(row) + ' |')
+    print(f'\ntotal batch size: {batch} ({batch_source})')
+    for w in warnings:
+        print(f'warning: {w}')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='the AdamW/Adam/SGD config: a path or pkg::path '
+                        '(e.g. mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py)')
+    parser.add_argument('--lr-ratio', type=float, default=10.0,
+                        help="AdamW's lr / Lion's lr; the paper uses 3-10 (default 10). "
+                        'Weight decay is multiplied by the same ratio')
+    parser.add_argument('--stable', action='store_true',
+                        help='betas (0.95, 0.98) instead of (0.9, 0.99)')
+    parser.add_argument('--out', help='where to write the Lion config (default: next to the '
+                        'source, or in the current folder for pkg:: configs)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> str:
+    args = parse_args(argv)
+    if not args.lr_ratio > 0:
+        raise SystemExit(f'--lr-ratio={args.lr_ratio}: must be > 0 (the paper uses 3-10)')
+    path, spec = resolve(args.config)
+    cfg = Config.fromfile(path)
+    optimizer, schedulers, rows, warnings = convert(cfg, args.lr_ratio, args.stable)
+    if not 3 <= args.lr_ratio <= 10:
+        warnings.append(f'--lr-ratio {args.lr_ratio:g} is outside the paper\'s 3-10')
+    batch, batch_source = total_batch_size(cfg, path)
+    if 0 < batch < SMALL_BATCH:
+        warnings.append(f'total batch size {batch} is below {SMALL_BATCH}: Lion\'s advantage '
+                        f'over AdamW grows with the batch and may vanish below 64 (paper, '
+                        f'sec. 5); start with --lr-ratio 3')
+    out = args.out or default_out(path, spec, args.lr_ratio)
+    base = spec if '::' in spec else osp.relpath(path, osp.dirname(osp.abspath(out)))
+    imports = list(((cfg.get('custom_imports') or {}).get('imports')) or [])
+    imports = [imports] if isinstance(imports, str) else imports
+    if 'mmlion' not in imports:
+        imports.append('mmlion')
+    shown = spec if '::' in spec else osp.relpath(path)
+    text = render(base, imports, optimizer, schedulers, args.lr_ratio, args.stable, shown)
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with open(out, 'w') as f:
+        f.write(text)
+    converted = Config.fromfile(out)  # it must load, and say Lion
+    assert converted.optim_wrapper.optimizer.type == 'Lion'
+    print(f'{spec} -> {out}\n')
+    print_table(rows, warnings, batch, batch_source)
+    return out
+
+
+if __name__ == '__main__':
+    sys.exit(0 if main() else 1)
