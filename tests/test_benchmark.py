@@ -19,7 +19,8 @@ def test_benchmark_quick_prints_every_row(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    for row in ('mmlion Lion (default)', 'mmlion Lion fused, bf16 state', 'torch AdamW fused',
+    for row in ('mmlion Lion (default)', 'mmlion Lion, skip_nonfinite',
+                'mmlion Lion fused, bf16 state', 'torch AdamW fused',
                 'torch AdamW foreach', 'torch SGD momentum fused'):
         assert out.count(f'| {row} |') == 3, row  # resnet50 x2 groupings, small2000 x1
     assert out.count('memory bandwidth') == 3

@@ -53,6 +53,9 @@ step 3/6 "installing mmengine and the build and test tools"
 # lion-pytorch is a peer the benchmark and the registry tests compare against;
 # --no-deps keeps its loose `torch` requirement from touching the installed torch.
 "${PIP[@]}" --no-deps lion-pytorch
+# timm's Lion is the other peer. --no-deps: timm wants torchvision, which has no CPU
+# build here; the benchmark loads timm/optim/lion.py alone, which needs torch only.
+"${PIP[@]}" --no-deps timm
 
 if "$PY" -c "import mmcv.ops" 2>/dev/null; then
     step 4/6 "mmcv with compiled ops is already installed"

@@ -65,7 +65,7 @@ class DigitsMLP(BaseModel):
             return dict(loss=F.cross_entropy(logits, labels))
         if mode == 'predict':
             loss = F.cross_entropy(logits, labels, reduction='none')
-            return [dict(correct=bool(p == t), loss=float(l))
+            return [dict(correct=bool(p == t), loss=float(l.detach()))
                     for p, t, l in zip(logits.argmax(1), labels, loss)]
         return logits
 

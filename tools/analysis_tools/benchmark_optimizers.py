@@ -16,6 +16,7 @@ Example::
 import argparse
 import importlib.util
 import json
+import os.path as osp
 import statistics
 import sys
 import time
@@ -64,6 +65,27 @@ SHAPE_SETS: Dict[str, Callable[[], List[Tuple[int, ...]]]] = {
 BYTES_PER_PARAM = {'lion': 20, 'adamw': 28, 'sgd': 20}
 
 
+def timm_lion():
+    """timm's Lion class, or None. ``import timm`` needs torchvision, which has no CPU
+    build on some machines; timm/optim/lion.py itself needs torch alone, so it is then
+    loaded from the installed package without running timm's __init__."""
+    spec = importlib.util.find_spec('timm')
+    if spec is None:
+        return None
+    try:
+        from timm.optim import Lion
+        return Lion
+    except ImportError:
+        pass
+    import types
+    root = list(spec.submodule_search_locations)[0]
+    for name, path in (('timm', root), ('timm.optim', osp.join(root, 'optim'))):
+        module = types.ModuleType(name)
+        module.__path__ = [path]
+        sys.modules[name] = module
+    return importlib.import_module('timm.optim.lion').Lion
+
+
 def optimizer_factories(quick: bool) -> Dict[str, Tuple[str, Callable]]:
     """name -> (algorithm, factory(param_groups) -> optimizer)."""
     from mmlion.optim import Lion
@@ -93,8 +115,8 @@ def optimizer_factories(quick: bool) -> Dict[str, Tuple[str, Callable]]:
         rows['lion-pytorch Lion'] = ('lion', lambda g: LucidLion(g, **lion_kw))
     else:
         print('note: lion-pytorch is not installed; its row is skipped')
-    if importlib.util.find_spec('timm') is not None:
-        from timm.optim import Lion as TimmLion
+    TimmLion = timm_lion()
+    if TimmLion is not None:
         rows['timm Lion foreach'] = ('lion', lambda g: TimmLion(g, foreach=True, **lion_kw))
         rows['timm Lion for-loop'] = ('lion', lambda g: TimmLion(g, foreach=False, **lion_kw))
     else:

@@ -1,0 +1,198 @@
+"""The evidence tools: the AdamW-to-Lion converter on MMDetection's own configs, the
+schedule plot, the run comparison and the digits convergence check (real runs of
+tools/train.py, real PNGs)."""
+import copy
+import glob
+import importlib.util
+import os
+import os.path as osp
+import sys
+
+import matplotlib.image
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import MODELS, init_default_scope
+
+from mmlion.optim import Lion
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py')
+
+
+def _load_tool(relative):
+    spec = importlib.util.spec_from_file_location(osp.basename(relative)[:-3],
+                                                  osp.join(ROOT, relative))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+converter = _load_tool('tools/misc/adamw_to_lion.py')
+vis_scheduler = _load_tool('tools/analysis_tools/vis_scheduler.py')
+compare_runs = _load_tool('tools/analysis_tools/compare_runs.py')
+convergence = _load_tool('tools/analysis_tools/convergence_digits.py')
+
+
+def _mmdet_configs(kind):
+    import mmdet
+    root = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
+    found = []
+    for folder in ('rtmdet', 'retinanet', 'faster_rcnn', 'dino'):
+        for path in sorted(glob.glob(osp.join(root, folder, '*.py'))):
+            try:
+                cfg = Config.fromfile(path)
+            except ImportError:  # needs mmpretrain, which is not installed here
+                continue
+            optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
+            if optimizer.get('type') == kind:
+                found.append(f'mmdet::{folder}/{osp.basename(path)}')
+    return found
+
+
+ADAMW = _mmdet_configs('AdamW')
+
+
+def test_there_are_adamw_configs_to_convert():
+    assert len(ADAMW) >= 20, ADAMW
+    assert {c.split('/')[0] for c in ADAMW} == {'mmdet::rtmdet', 'mmdet::faster_rcnn',
+                                                 'mmdet::dino'}
+
+
+def _unscoped(value):
+    if isinstance(value, dict):
+        return {k: _unscoped(v) for k, v in value.items() if k != '_scope_'}
+    if isinstance(value, (list, tuple)):
+        return [_unscoped(v) for v in value]
+    return value
+
+
+def _check_numbers(source, converted, ratio, scale):
+    src, new = source.optim_wrapper.optimizer, converted.optim_wrapper.optimizer
+    assert new.type == 'Lion' and 'eps' not in new
+    assert new.lr == pytest.approx(src.lr * scale, rel=1e-5)
+    assert new.lr * new.weight_decay == pytest.approx(src.lr * src.get('weight_decay', 0),
+                                                      rel=1e-4)
+    for old_s, new_s in zip(source.param_scheduler, converted.param_scheduler):
+        for key, value in old_s.items():
+            if key in converter.LR_FIELDS and value:
+                assert new_s[key] == pytest.approx(value * scale, rel=1e-5), key
+            else:
+                assert new_s[key] == value, key
+    # Everything else is inherited untouched (mmengine adds _scope_ to inherited dicts).
+    assert _unscoped(converted.optim_wrapper.get('paramwise_cfg')) == \
+        _unscoped(source.optim_wrapper.get('paramwise_cfg'))
+    assert _unscoped(converted.model) == _unscoped(source.model)
+    assert 'mmlion' in converted.custom_imports.imports
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', ADAMW)
+def test_converter_round_trips_mmdet_adamw_configs(config, tmp_path):
+    ratio = 10 if 'rtmdet' in config else 3
+    out = converter.main([config, '--lr-ratio', str(ratio), '--out', str(tmp_path / 'c.py')])
+    source = Config.fromfile(converter.resolve(config)[0])
+    converted = Config.fromfile(out)
+    _check_numbers(source, converted, ratio, 1 / ratio)
+    init_default_scope('mmdet')
+    model_cfg = converted.model.copy()
+    model_cfg.pop('init_cfg', None)
+    try:
+        with torch.device('meta'):  # the structure, without allocating the weights
+            model = MODELS.build(copy.deepcopy(model_cfg))
+    except (RuntimeError, NotImplementedError):  # Swin computes values while it builds
+        model = MODELS.build(copy.deepcopy(model_cfg))
+    wrapper = build_optim_wrapper(model, converted.optim_wrapper)
+    assert type(wrapper.optimizer) is Lion
+    assert wrapper.optimizer.defaults['lr'] == converted.optim_wrapper.optimizer.lr
+
+
+@pytest.mark.parametrize('config', ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+                                    'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'])
+def test_converter_takes_sgd_to_adamw_scale_first(config, tmp_path, capsys):
+    out = converter.main([config, '--out', str(tmp_path / 'c.py')])
+    source, converted = Config.fromfile(converter.resolve(config)[0]), Config.fromfile(out)
+    _check_numbers(source, converted, 10, 1 / (converter.SGD_TO_ADAMW * 10))
+    printed = capsys.readouterr().out
+    assert '| momentum | 0.9 | - |' in printed
+    assert 'L2 penalty' in printed and 'below 64' in printed
+
+
+def test_converter_table_and_warnings(tmp_path, capsys):
+    adamw = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_1xb16-adamw-24e_shapes.py')
+    out = converter.main([adamw, '--stable', '--lr-ratio', '10',
+                          '--out', str(tmp_path / 'lion.py')])
+    printed = capsys.readouterr().out
+    assert '| lr | 0.004 | 0.0004 |' in printed
+    assert '| weight_decay | 0.05 | 0.5 |' in printed
+    assert '| betas | (0.9, 0.999) | (0.95, 0.98) |' in printed
+    assert 'total batch size: 16' in printed and 'below 64' in printed
+    # The converted demo is the shipped Lion demo's recipe.
+    shipped = Config.fromfile(DEMO).optim_wrapper
+    converted = Config.fromfile(out).optim_wrapper
+    for key in ('lr', 'weight_decay', 'betas'):
+        assert converted.optimizer[key] == pytest.approx(shipped.optimizer[key])
+    assert _unscoped(converted.paramwise_cfg) == _unscoped(shipped.paramwise_cfg)
+    with pytest.raises(ValueError, match=r"optim_wrapper.optimizer.type='Lion'.*knows"):
+        converter.main([DEMO, '--out', str(tmp_path / 'x.py')])
+    with pytest.raises(FileNotFoundError, match="CONFIG='nope.py'"):
+        converter.main(['nope.py'])
+    with pytest.raises(SystemExit, match='--lr-ratio=0.0'):
+        converter.main([adamw, '--lr-ratio', '0'])
+
+
+def _png_size(path):
+    assert osp.getsize(path) > 5_000
+    height, width = matplotlib.image.imread(path).shape[:2]
+    return width, height
+
+
+def test_vis_scheduler_plots_the_demo_schedule(tmp_path):
+    out = tmp_path / 'schedule.png'
+    values = vis_scheduler.main([DEMO, '--out', str(out)])
+    cfg = Config.fromfile(DEMO)
+    lr = cfg.optim_wrapper.optimizer.lr
+    assert len(values['lr']) == 24 * 30  # 480 images / 16 per batch, 24 epochs
+    assert values['lr'][0] == pytest.approx(lr * 1e-3)
+    assert max(values['lr']) <= lr
+    assert values['lr'][-1] == pytest.approx(lr * 0.05, rel=0.02)
+    assert set(values['beta1']) == {cfg.optim_wrapper.optimizer.betas[0]}
+    assert _png_size(out) == (1000, 600)
+
+
+def test_vis_scheduler_follows_a_beta1_schedule(tmp_path):
+    base = osp.join(ROOT, 'configs/_base_/schedules/lion_warmup-cosine_beta1-cosine.py')
+    values = vis_scheduler.main([base, '--epoch-length', '10', '--out', str(tmp_path / 'b.png')])
+    assert values['beta1'][0] == pytest.approx(0.95)
+    assert values['beta1'][-1] < 0.86
+
+
+@pytest.mark.slow
+def test_convergence_check_and_compare_runs(tmp_path, capsys):
+    """Two short digits runs (Lion and AdamW) through tools/train.py, the table, and
+    compare_runs on their logs."""
+    results = convergence.main(['--seeds', '0', '--epochs', '3', '--report', '1', '3',
+                                '--work-dir', str(tmp_path), '--plot',
+                                str(tmp_path / 'digits.png')])
+    printed = capsys.readouterr().out
+    assert '| AdamW | 0 |' in printed and '| Lion (converted) | 0 |' in printed
+    for name, seeds in results.items():
+        epochs = seeds[0]
+        # 10 classes: chance is 0.1. Three epochs of either optimizer learn the digits.
+        assert epochs[3]['val_accuracy'] > 0.8, (name, epochs)
+        assert epochs[3]['train_loss'] < epochs[1]['train_loss'], (name, epochs)
+    assert _png_size(tmp_path / 'digits.png') == (700, 450)
+
+    out = tmp_path / 'runs.png'
+    rows = compare_runs.main([str(tmp_path / 'lion_seed0'), str(tmp_path / 'adamw_seed0'),
+                              '--labels', 'Lion', 'AdamW', '--metric', 'val/accuracy',
+                              '--out', str(out)])
+    printed = capsys.readouterr().out
+    assert '| Lion | 135 |' in printed and '| AdamW | 135 |' in printed
+    assert [len(r['scores']) for r in rows] == [3, 3]
+    assert rows[0]['scores'][-1][1] == pytest.approx(results['Lion (converted)'][0][3]
+                                                     ['val_accuracy'])
+    assert _png_size(out) == (1200, 450)
+    with pytest.raises(FileNotFoundError, match='no \\*/vis_data/scalars.json'):
+        compare_runs.main([str(tmp_path)])
