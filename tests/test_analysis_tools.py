@@ -148,7 +148,7 @@ def _png_size(path):
     return width, height
 
 
-def test_vis_scheduler_plots_the_demo_schedule(tmp_path):
+def test_vis_scheduler_plots_the_demo_schedule(tmp_path, shapes_data):
     out = tmp_path / 'schedule.png'
     values = vis_scheduler.main([DEMO, '--out', str(out)])
     cfg = Config.fromfile(DEMO)

@@ -304,7 +304,7 @@ def test_the_table_is_the_doc():
 
 
 @pytest.mark.parametrize('case', CASES, ids=[c.id for c in CASES])
-def test_bad_input(case, tmp_path):
+def test_bad_input(case, tmp_path, shapes_data):
     ctx = Context(tmp_path)
     prepared = case.setup(ctx) if case.setup else None
     before = ctx.snapshot()
