@@ -4,9 +4,7 @@ tools/train.py, real PNGs)."""
 import copy
 import glob
 import importlib.util
-import os
 import os.path as osp
-import sys
 
 import matplotlib.image
 import pytest

@@ -7,12 +7,14 @@ import difflib
 import glob
 import zipfile
 import os.path as osp
-from typing import Iterator, Optional, Tuple
+from typing import Optional
 
 import torch
 from mmengine.config import Config
 from mmengine.fileio.io import _parse_uri_prefix
 from mmengine.registry import OPTIMIZERS
+
+from .data import dataset_configs
 
 __all__ = ['ConfigError', 'check_config', 'check_checkpoint']
 
@@ -98,26 +100,12 @@ def _check_optimizer(cfg: Config) -> None:
                               f'number > 0)')
 
 
-def _datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        stack = [(f'{loader}.dataset', (cfg.get(loader) or {}).get('dataset'))]
-        while stack:
-            key, dataset = stack.pop()
-            if not isinstance(dataset, dict):
-                continue
-            yield key, dataset
-            if 'dataset' in dataset:
-                stack.append((f'{key}.dataset', dataset['dataset']))
-            for i, d in enumerate(dataset.get('datasets') or []):
-                stack.append((f'{key}.datasets[{i}]', d))
-
-
 def _local(path: str) -> bool:
     return _parse_uri_prefix(path) == ''
 
 
 def _check_data(cfg: Config) -> None:
-    for key, dataset in _datasets(cfg):
+    for key, dataset in dataset_configs(cfg):
         root = dataset.get('data_root') or ''
         if not _local(root):
             continue

@@ -85,8 +85,8 @@ def main(argv=None):
             print(f'training {name}, seed {seed} ...', flush=True)
             results.setdefault(name, {})[seed] = train(config, seed, args.epochs, work_dir)
 
-    print(f'\n### Per seed (val = the 360 held-out digits; train loss = mean logged loss '
-          f'of the epoch)\n')
+    print('\n### Per seed (val = the 360 held-out digits; train loss = mean logged loss '
+          'of the epoch)\n')
     print('| optimizer | seed | ' + ' | '.join(f'val acc @ {e}' for e in report) +
           ' | ' + ' | '.join(f'val loss @ {e}' for e in report) + ' |')
     print('| --- | ---: |' + ' ---: |' * (2 * len(report)))

@@ -21,6 +21,8 @@ from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import PARAM_SCHEDULERS, init_default_scope
 
+from mmlion.utils.data import dataset_configs
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
@@ -36,9 +38,8 @@ def parse_args(argv=None):
 
 def epoch_length(cfg: Config) -> int:
     loader = cfg.get('train_dataloader') or {}
-    dataset = loader.get('dataset') or {}
-    while 'dataset' in dataset:
-        dataset = dataset['dataset']
+    dataset = next((d for _, d in dataset_configs(cfg, ['train_dataloader'])
+                    if d.get('ann_file')), {})
     ann = dataset.get('ann_file')
     if ann:
         path = osp.join(dataset.get('data_root') or '', ann)
