@@ -21,7 +21,7 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
 
-from mmlion.optim.nonfinite import NonFiniteGuard
+from mmlion.optim.nonfinite import NonFiniteGuard, params_with_grads
 from mmlion.registry import HOOKS
 from .fileio import BACKEND_NAME, atomic_write
 
@@ -267,10 +267,8 @@ class NonFiniteGradHook(Hook):
         guard = self.guard
 
         def guarded_step(**kwargs):
-            params = [p for group in wrapper.param_groups for p in group['params']
-                      if p.grad is not None]
-            grads = [p.grad for p in params]
-            if guard.should_step(grads, lambda i: names.get(id(params[i]), 'a parameter')):
+            if guard.should_step_params(params_with_grads(wrapper.param_groups),
+                                        lambda p: names.get(id(p), 'a parameter')):
                 step(**kwargs)
 
         wrapper.step = guarded_step

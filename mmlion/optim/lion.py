@@ -17,7 +17,8 @@ from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
 from mmlion import _ext
-from .nonfinite import NonFiniteGuard, _check_max_consecutive
+from .nonfinite import (NonFiniteGuard, _check_max_consecutive, load_guard_state,
+                        params_with_grads, save_guard_state)
 
 __all__ = ['Lion', 'lion']
 
@@ -242,20 +243,13 @@ class Lion(Optimizer):
                 group.setdefault(key, value)
 
     def state_dict(self) -> dict:
-        state_dict = super().state_dict()
-        if self.nonfinite_guard is not None:
-            state_dict['nonfinite'] = self.nonfinite_guard.state_dict()
-        return state_dict
+        return save_guard_state(self.nonfinite_guard, super().state_dict())
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Load a state dict after checking, before anything changes, that it is
         Lion's and fits these parameters; raise ValueError naming what differs."""
         _check_state_dict(state_dict, self.param_groups)
-        state_dict = dict(state_dict)
-        nonfinite = state_dict.pop('nonfinite', None)
-        super().load_state_dict(state_dict)
-        if nonfinite is not None and self.nonfinite_guard is not None:
-            self.nonfinite_guard.load_state_dict(nonfinite)
+        super().load_state_dict(load_guard_state(self.nonfinite_guard, state_dict))
 
     def _init_group(self, group: dict, buckets: Dict[tuple, tuple], index: int) -> None:
         """Gather the group's tensors into the bucket of its hyperparameters."""
@@ -318,19 +312,11 @@ class Lion(Optimizer):
 
     def _grads_finite(self) -> bool:
         """Run the non-finite guard over every gradient of this step."""
-        grads, where = [], []
-        for index, group in enumerate(self.param_groups):
-            for p in group['params']:
-                if p.grad is not None:
-                    if p.grad.is_sparse:
-                        raise RuntimeError(_sparse_message(group, index, p))
-                    grads.append(p.grad)
-                    where.append((index, tuple(p.shape)))
-
-        def describe(i: int) -> str:
-            return f'param group {where[i][0]}, parameter of shape {where[i][1]}'
-
-        return self.nonfinite_guard.should_step(grads, describe)
+        located = params_with_grads(self.param_groups)
+        for index, p in located:  # before the check kernel, which refuses them unclearly
+            if p.grad.is_sparse:
+                raise RuntimeError(_sparse_message(self.param_groups[index], index, p))
+        return self.nonfinite_guard.should_step_params(located)
 
 
 # Keywords of other optimizers that AdamW-to-Lion edits tend to leave behind.

@@ -12,7 +12,7 @@ a Lion step moves): on the CPU with mmlion's compiled kernel, by exponent bits;
 elsewhere with one inf-norm per tensor (NaN propagates through it) and one
 device-to-host sync.
 """
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -20,7 +20,10 @@ from torch import Tensor
 
 from mmlion import _ext
 
-__all__ = ['all_finite', 'NonFiniteGuard']
+__all__ = ['all_finite', 'NonFiniteGuard', 'params_with_grads', 'save_guard_state',
+           'load_guard_state']
+
+STATE_KEY = 'nonfinite'  # where optimizers keep the guard's counts in their state dict
 
 
 def all_finite(tensors: Sequence[Tensor]) -> bool:
@@ -42,6 +45,28 @@ def all_finite(tensors: Sequence[Tensor]) -> bool:
     if not flags:
         return True
     return bool(torch.stack([f.cpu() for f in flags]).all())
+
+
+def params_with_grads(param_groups: Sequence[dict]) -> List[Tuple[int, Tensor]]:
+    """(group index, parameter) for every parameter that has a gradient."""
+    return [(index, p) for index, group in enumerate(param_groups)
+            for p in group['params'] if p.grad is not None]
+
+
+def save_guard_state(guard: Optional['NonFiniteGuard'], state_dict: dict) -> dict:
+    """Add the guard's counts to an optimizer's state dict (if there is a guard)."""
+    if guard is not None:
+        state_dict[STATE_KEY] = guard.state_dict()
+    return state_dict
+
+
+def load_guard_state(guard: Optional['NonFiniteGuard'], state_dict: dict) -> dict:
+    """Load the counts into the guard; return the state dict without them, for torch."""
+    state_dict = dict(state_dict)
+    counts = state_dict.pop(STATE_KEY, None)
+    if counts is not None and guard is not None:
+        guard.load_state_dict(counts)
+    return state_dict
 
 
 def _check_max_consecutive(value) -> None:
@@ -93,6 +118,16 @@ class NonFiniteGuard:
                 f'optimizer state are those from before the first of these steps{where}. '
                 f'Lower the learning rate, add gradient clipping or check the data.')
         return False
+
+    def should_step_params(self, located: Sequence[Tuple[int, Tensor]],
+                           name: Optional[Callable[[Tensor], str]] = None) -> bool:
+        """:meth:`should_step` over the gradients of ``params_with_grads(...)``; the log
+        names the first bad one by ``name(param)``, or by its group and shape."""
+        def describe(i: int) -> str:
+            index, p = located[i]
+            return name(p) if name else f'param group {index}, parameter of shape {tuple(p.shape)}'
+
+        return self.should_step([p.grad for _, p in located], describe)
 
     def state_dict(self) -> dict:
         return dict(skipped=self.skipped, consecutive=self.consecutive)

@@ -20,7 +20,7 @@ from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from torch.distributed.optim import ZeroRedundancyOptimizer as TorchZero
 
 from mmlion.registry import OPTIMIZERS
-from .nonfinite import NonFiniteGuard
+from .nonfinite import NonFiniteGuard, load_guard_state, params_with_grads, save_guard_state
 
 __all__ = ['ZeroRedundancyOptimizer']
 
@@ -80,11 +80,9 @@ class ZeroRedundancyOptimizer(TorchZero):
         super().__init__(params, optimizer_class, **kwargs)
 
     def step(self, closure=None, **kwargs):
-        if self.nonfinite_guard is not None:
-            grads = [p.grad for group in self.param_groups for p in group['params']
-                     if p.grad is not None]
-            if not self.nonfinite_guard.should_step(grads):
-                return None
+        if self.nonfinite_guard is not None and not self.nonfinite_guard.should_step_params(
+                params_with_grads(self.param_groups)):
+            return None
         self._steps += 1
         return super().step(closure=closure, **kwargs)
 
@@ -103,14 +101,7 @@ class ZeroRedundancyOptimizer(TorchZero):
                 f'was last consolidated at step {self._consolidated_at} (now {self._steps}); '
                 'call consolidate_state_dict(to=0) on all ranks first (mmlion\'s '
                 'ResumableCheckpointHook does so before every checkpoint)')
-        state_dict = super().state_dict()
-        if self.nonfinite_guard is not None:
-            state_dict['nonfinite'] = self.nonfinite_guard.state_dict()
-        return state_dict
+        return save_guard_state(self.nonfinite_guard, super().state_dict())
 
     def load_state_dict(self, state_dict) -> None:
-        state_dict = dict(state_dict)
-        nonfinite = state_dict.pop('nonfinite', None)
-        super().load_state_dict(state_dict)
-        if nonfinite is not None and self.nonfinite_guard is not None:
-            self.nonfinite_guard.load_state_dict(nonfinite)
+        super().load_state_dict(load_guard_state(self.nonfinite_guard, state_dict))
