@@ -12,30 +12,15 @@ Each rank keeps the optimizer state of its shard only: for Lion, 4 bytes per
 parameter divided by the number of ranks. Lion's update is elementwise, so the
 parameters equal plain DDP + Lion bit for bit.
 """
-import difflib
 from typing import Optional
 
 import torch.distributed as dist
-from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from torch.distributed.optim import ZeroRedundancyOptimizer as TorchZero
 
-from mmlion.registry import OPTIMIZERS
+from mmlion.registry import OPTIMIZERS, find_optimizer, unknown_optimizer
 from .nonfinite import NonFiniteGuard, load_guard_state, params_with_grads, save_guard_state
 
 __all__ = ['ZeroRedundancyOptimizer']
-
-
-def _optimizer_class(optimizer_type):
-    if isinstance(optimizer_type, type):
-        return optimizer_type
-    cls = OPTIMIZERS.get(optimizer_type) if isinstance(optimizer_type, str) else None
-    if cls is None:
-        known = sorted(set(MMENGINE_OPTIMIZERS.module_dict) | set(OPTIMIZERS.module_dict))
-        close = difflib.get_close_matches(str(optimizer_type), known, n=3)
-        hint = f'; did you mean {close}?' if close else ''
-        raise ValueError(f'Invalid optimizer_type: optimizer_type={optimizer_type!r} is not in '
-                         f'the OPTIMIZERS registry{hint}')
-    return cls
 
 
 @OPTIMIZERS.register_module()
@@ -67,7 +52,10 @@ class ZeroRedundancyOptimizer(TorchZero):
                 'ZeroRedundancyOptimizer shards the optimizer state across the processes of '
                 'torch.distributed, which is not initialised here; launch with torchrun '
                 '(tools/dist_train.sh) or use the optimizer without ZeRO.')
-        optimizer_class = _optimizer_class(optimizer_type)
+        optimizer_class = find_optimizer(optimizer_type)
+        if optimizer_class is None:
+            raise ValueError(f'Invalid optimizer_type: '
+                             f'{unknown_optimizer("optimizer_type", optimizer_type)}')
         for key in ('skip_nonfinite', 'max_consecutive_skips'):
             if key in kwargs:
                 raise ValueError(f'Invalid {key}: pass it to ZeroRedundancyOptimizer, not '

@@ -3,17 +3,15 @@ in a second with a message that names the key and the value, instead of minutes 
 (or never, silently). ``tools/train.py`` calls :func:`check_config`; it reads files
 but writes none.
 """
-import difflib
 import glob
-import zipfile
 import os.path as osp
-from typing import Optional
+import zipfile
 
 import torch
 from mmengine.config import Config
 from mmengine.fileio.io import _parse_uri_prefix
-from mmengine.registry import OPTIMIZERS
 
+from mmlion.registry import find_optimizer, unknown_optimizer
 from .data import dataset_configs
 
 __all__ = ['ConfigError', 'check_config', 'check_checkpoint']
@@ -27,19 +25,21 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the value."""
 
 
-def _optimizer_class(type_name, default_scope: Optional[str]):
-    if not isinstance(type_name, str):
-        return type_name if isinstance(type_name, type) else None
-    with OPTIMIZERS.switch_scope_and_registry(default_scope) as registry:
-        return registry.get(type_name)
-
-
-def _unknown_type(key: str, type_name) -> ConfigError:
-    known = sorted(OPTIMIZERS.module_dict)
-    close = difflib.get_close_matches(str(type_name), known, n=3)
-    hint = f'; did you mean {close}?' if close else ''
-    return ConfigError(f"{key}={type_name!r} is not a registered optimizer{hint} "
-                       f"(mmlion's are registered by custom_imports=dict(imports=['mmlion']))")
+def _optimizer_classes(cfg: Config, optimizer: dict):
+    """(the class ``optimizer['type']`` names, the class that does the updates: for
+    mmlion's ZeRO its ``optimizer_type``, else the same); unknown names raise."""
+    from mmlion.optim import ZeroRedundancyOptimizer
+    key, scope = 'optim_wrapper.optimizer', cfg.get('default_scope')
+    cls = find_optimizer(optimizer.get('type'), scope)
+    if cls is None:
+        raise ConfigError(unknown_optimizer(f'{key}.type', optimizer.get('type')))
+    if cls is not ZeroRedundancyOptimizer:
+        return cls, cls
+    inner_name = optimizer.get('optimizer_type', 'Lion')
+    inner = find_optimizer(inner_name, scope)
+    if inner is None:
+        raise ConfigError(unknown_optimizer(f'{key}.optimizer_type', inner_name))
+    return cls, inner
 
 
 def _check_optimizer(cfg: Config) -> None:
@@ -50,9 +50,7 @@ def _check_optimizer(cfg: Config) -> None:
     optimizer = dict(optim_wrapper['optimizer'])
     key = 'optim_wrapper.optimizer'
     type_name = optimizer.get('type')
-    cls = _optimizer_class(type_name, cfg.get('default_scope'))
-    if cls is None:
-        raise _unknown_type(f'{key}.type', type_name)
+    cls, inner = _optimizer_classes(cfg, optimizer)
     imports = (cfg.get('custom_imports') or {}).get('imports', [])
     imports = [imports] if isinstance(imports, str) else list(imports)
     uses_mmlion = cls in (Lion, ZeroRedundancyOptimizer) or str(type_name).startswith('mmlion.')
@@ -63,13 +61,9 @@ def _check_optimizer(cfg: Config) -> None:
             f"tools and `mim train` fail to find 'Lion', or build another package's Lion")
     kwargs = {k: v for k, v in optimizer.items() if k != 'type'}
     if cls is ZeroRedundancyOptimizer:
-        inner_name = optimizer.get('optimizer_type', 'Lion')
-        inner = _optimizer_class(inner_name, cfg.get('default_scope'))
-        if inner is None:
-            raise _unknown_type(f'{key}.optimizer_type', inner_name)
-        cls, key = inner, f'{key} (optimizer_type={inner_name!r})'
+        key = f"{key} (optimizer_type={optimizer.get('optimizer_type', 'Lion')!r})"
         kwargs = {k: v for k, v in optimizer.items() if k not in _ZERO_OWN_KEYS}
-    if cls is Lion:
+    if inner is Lion:
         try:  # Lion validates every setting; a one-element parameter costs nothing
             Lion([torch.nn.Parameter(torch.zeros(1))], **kwargs)
         except (TypeError, ValueError) as e:
@@ -171,11 +165,8 @@ def _check_resume(cfg: Config) -> None:
             path, key = f.read().strip(), f'resume=True ({pointer})'
     if not _local(path):
         return
-    optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
-    cls = _optimizer_class(optimizer.get('type'), cfg.get('default_scope'))
-    if getattr(cls, '__name__', '') == 'ZeroRedundancyOptimizer':
-        cls = _optimizer_class(optimizer.get('optimizer_type', 'Lion'), cfg.get('default_scope'))
-    check_checkpoint(path, key, cls)
+    optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer')
+    check_checkpoint(path, key, _optimizer_classes(cfg, optimizer)[1] if optimizer else None)
 
 
 def check_config(cfg: Config) -> None:
