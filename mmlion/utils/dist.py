@@ -9,6 +9,7 @@ group itself with gloo, from the environment torchrun sets, asks for DDP without
 device ids and for plain BN; with GPUs it changes nothing, and MMEngine does its
 usual NCCL set-up.
 """
+import datetime
 import os
 
 import torch
@@ -32,7 +33,7 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     if not dist.is_initialized():
         timeout = dist_cfg.get('timeout')
         kwargs = {} if timeout is None else dict(
-            timeout=__import__('datetime').timedelta(seconds=timeout))
+            timeout=datetime.timedelta(seconds=timeout))
         dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
                                 world_size=int(os.environ['WORLD_SIZE']), **kwargs)
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel',
@@ -73,7 +74,6 @@ def teardown_distributed() -> None:
     ``std::terminate`` ("terminate called without an active exception"), which
     torchrun then reports as a failed run after training has finished.
     """
-    import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
