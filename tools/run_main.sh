@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's main job: install what is missing into .venv/, generate the Shapes
-# dataset, train RTMDet-tiny with Lion on it (one CPU process), evaluate the final
+# dataset into data/shapes/ (a no-op when mmlion's intact copy is there), train RTMDet-tiny with Lion on it (one CPU process), evaluate the final
 # checkpoint with MMDetection's CocoMetric and print the bbox mAP.
 # Settings from the environment: CONFIG, WORK_DIR. Extra arguments go to train.py
 # (e.g. --cfg-options train_cfg.max_epochs=10).
@@ -12,6 +12,8 @@ PY="${VENV:-$ROOT/.venv}/bin/python"
 
 bash "$ROOT/tools/install.sh"
 cd "$ROOT"
+echo "[mmlion main] generating the Shapes dataset (data/shapes/)"
+"$PY" tools/dataset_converters/generate_shapes.py data/shapes
 echo "[mmlion main] training $CONFIG (work dir $WORK_DIR)"
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" "$@"
 CHECKPOINT="$(cat "$WORK_DIR/last_checkpoint")"

@@ -1,9 +1,10 @@
 """Train a detector (or any MMEngine model) from a config, the OpenMMLab way.
 
-Like MMDetection's tools/train.py, plus what mmlion users need here: the datasets
-mmlion generates are made before the run, the config is checked before anything is
-built (mmlion.utils.check_config), and ``--launcher pytorch`` works on
-CPU-only machines (gloo) as well as on GPUs (nccl).
+Like MMDetection's tools/train.py, plus what mmlion users need here: the config is
+checked before anything is built (mmlion.utils.check_config), and ``--launcher
+pytorch`` works on CPU-only machines (gloo) as well as on GPUs (nccl). It never
+writes data: the demo's Shapes dataset is made by
+tools/dataset_converters/generate_shapes.py.
 """
 import argparse
 import os
@@ -13,8 +14,11 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlion.utils import (check_config, prepare_generated_data, setup_distributed,
-                          teardown_distributed)
+from mmlion.utils import check_config, setup_distributed, teardown_distributed
+
+# --amp turns each wrapper into its mixed-precision twin.
+AMP_WRAPPERS = {'OptimWrapper': 'AmpOptimWrapper',
+                'mmlion.GuardedOptimWrapper': 'mmlion.GuardedAmpOptimWrapper'}
 
 
 def parse_args():
@@ -53,13 +57,13 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
+        if optim_wrapper in AMP_WRAPPERS.values():
             print('AMP training is already enabled in your config.')
         else:
-            if optim_wrapper != 'OptimWrapper':
-                raise ValueError(f'--amp needs optim_wrapper.type=OptimWrapper, got '
-                                 f'{optim_wrapper!r}')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            if optim_wrapper not in AMP_WRAPPERS:
+                raise ValueError(f'--amp needs optim_wrapper.type to be one of '
+                                 f'{sorted(AMP_WRAPPERS)}, got {optim_wrapper!r}')
+            cfg.optim_wrapper.type = AMP_WRAPPERS[optim_wrapper]
             cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
@@ -78,7 +82,6 @@ def merge_args(cfg: Config, args) -> Config:
 def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    prepare_generated_data(cfg)
     # Fail now, naming the key and value, rather than minutes into the run.
     check_config(cfg)
     setup_distributed(cfg, args.launcher)

@@ -1,7 +1,7 @@
-"""mmlion's parts for MMEngine's Runner: fault-tolerant checkpointing and the
-non-finite-gradient hook (``type='mmlion.ResumableCheckpointHook'``,
-``type='mmlion.NonFiniteGradHook'``)."""
-from .fileio import AtomicLocalBackend, atomic_write
-from .hooks import NonFiniteGradHook, ResumableCheckpointHook
+"""mmlion's parts for MMEngine's Runner: the fault-tolerant checkpoint hook
+(``type='mmlion.ResumableCheckpointHook'``) and the atomic, stamp-keeping file
+backend it writes with."""
+from .fileio import AtomicLocalBackend, atomic_write, write_owned
+from .hooks import ResumableCheckpointHook
 
-__all__ = ['AtomicLocalBackend', 'atomic_write', 'NonFiniteGradHook', 'ResumableCheckpointHook']
+__all__ = ['AtomicLocalBackend', 'atomic_write', 'write_owned', 'ResumableCheckpointHook']

@@ -1,28 +1,32 @@
-"""A local file backend whose writes are atomic.
+"""A local file backend whose writes are atomic and never replace a user's file.
 
 MMEngine's ``LocalBackend.put`` opens the target with ``'wb'`` and writes into it,
 so a crash (SIGKILL, a full disk, a pre-empted node) during a checkpoint write
-leaves a truncated file under the checkpoint's own name. :class:`AtomicLocalBackend`
-writes to a temporary file in the same folder, flushes and fsyncs it, and renames it
-over the target with ``os.replace``, which POSIX makes atomic: readers see the old
-file or the complete new one, never a part. ``ResumableCheckpointHook`` uses it.
+leaves a truncated file under the checkpoint's own name, and any file of that name
+is overwritten, whoever wrote it. :class:`AtomicLocalBackend` writes to a temporary
+file in the same folder, flushes and fsyncs it, and renames it over the target with
+``os.replace``, which POSIX makes atomic: readers see the old file or the complete
+new one, never a part. It replaces an existing file only when mmlion wrote it (the
+stamp rule of :mod:`mmlion.utils.ownership`). ``ResumableCheckpointHook`` uses it.
 """
 import os
 import os.path as osp
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Callable, Optional, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
-__all__ = ['AtomicLocalBackend', 'atomic_write']
+__all__ = ['AtomicLocalBackend', 'atomic_write', 'write_owned']
 
 BACKEND_NAME = 'mmlion_atomic_local'
 
 
-def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
+def atomic_write(data: bytes, filepath: Union[str, Path],
+                 before_replace: Optional[Callable[[str], None]] = None) -> None:
     """Write ``data`` to ``filepath`` so that a crash leaves the old file or the
-    new one, whole. A failed write removes its temporary file."""
+    new one, whole. ``before_replace(tmp)`` runs once the data is durable, just
+    before the rename. A failed write removes its temporary file."""
     filepath = os.fspath(filepath)
     folder = osp.dirname(osp.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
@@ -32,6 +36,8 @@ def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace(tmp)
         os.replace(tmp, filepath)
     except BaseException:
         if osp.exists(tmp):
@@ -45,12 +51,28 @@ def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
         os.close(dir_fd)
 
 
+def write_owned(data: bytes, filepath: Union[str, Path]) -> None:
+    """:func:`atomic_write`, refusing to replace a file mmlion did not write, and
+    recording the new file as mmlion's (before and after the rename)."""
+    from mmlion.utils.ownership import check_replaceable, record_written
+    filepath = os.fspath(filepath)
+    check_replaceable(filepath)
+
+    def record_pending(tmp: str) -> None:
+        info = os.stat(tmp)
+        record_written(filepath, pending=[info.st_size, info.st_mtime_ns])
+
+    atomic_write(data, filepath, before_replace=record_pending)
+    record_written(filepath)
+
+
 @register_backend(BACKEND_NAME, force=True)
 class AtomicLocalBackend(LocalBackend):
-    """``LocalBackend`` with atomic ``put`` and ``put_text``."""
+    """``LocalBackend`` with atomic ``put`` and ``put_text`` that replace only
+    mmlion's own files."""
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
-        atomic_write(obj, filepath)
+        write_owned(obj, filepath)
 
     def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
-        atomic_write(obj.encode(encoding), filepath)
+        write_owned(obj.encode(encoding), filepath)

@@ -13,6 +13,7 @@ PY=.venv/bin/python
 EPOCHS="${EPOCHS:-24}"
 OUT="${OUT:-work_dirs/lion_vs_adamw}"
 mkdir -p "$OUT"
+"$PY" tools/dataset_converters/generate_shapes.py data/shapes
 for name in adamw lion-converted; do
     echo "[lion_vs_adamw] training $name for $EPOCHS epochs (log: $OUT/$name.out)"
     /usr/bin/time -v -o "$OUT/$name.time" "$PY" tools/train.py \

@@ -1,6 +1,7 @@
-# The Shapes dataset that mmlion generates (mmlion/datasets/shapes.py): 128x128
-# images, 3 classes, COCO-format annotations, loaded by MMDetection's CocoDataset
-# and scored by its CocoMetric. tools/train.py generates it on first use.
+# The Shapes dataset that mmlion generates: 128x128 images, 3 classes, COCO-format
+# annotations, loaded by MMDetection's CocoDataset and scored by its CocoMetric.
+# Make it first: `python tools/dataset_converters/generate_shapes.py data/shapes`
+# (tools/run_main.sh does).
 dataset_type = 'CocoDataset'
 data_root = 'data/shapes/'
 metainfo = dict(classes=('circle', 'square', 'triangle'),

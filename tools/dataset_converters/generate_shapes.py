@@ -6,12 +6,22 @@ background, with COCO-format train and val annotation files, so MMDetection's ow
 job trains and evaluates a real detector on a fresh machine with no downloads.
 Generation is seeded and uses integer drawing only (OpenCV with anti-aliasing off),
 so the images are identical wherever they are made.
+
+Usage (``tools/run_main.sh`` runs it before training the demo)::
+
+    python tools/dataset_converters/generate_shapes.py data/shapes
+
+It writes only into a folder that does not exist, is empty, or is a copy it made
+itself (its stamp, ``.mmlion-stamp.json``, lists every file with its SHA-256, and
+every file still matches); any other folder is an error that names it, and every
+file in it stays as it was. An intact copy with the same settings is left alone.
 """
 import argparse
 import json
 import os
 import os.path as osp
 import shutil
+import sys
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -22,6 +32,7 @@ _BASE_COLORS = {'circle': (220, 60, 60), 'square': (60, 200, 60), 'triangle': (7
 DEFAULT_SPLITS = {'train': 480, 'val': 120}
 IMAGE_SIZE = 128
 VERSION = 1  # bump when the generator changes, so stale copies are regenerated
+WHAT = 'the Shapes dataset'
 
 
 def _draw_image(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, List[dict]]:
@@ -64,29 +75,14 @@ def _draw_image(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, List[d
     return image, objects
 
 
-def generate(root: str, splits: Dict[str, int] = None, seed: int = 0,
-             size: int = IMAGE_SIZE, quiet: bool = False) -> str:
-    """Write the dataset under ``root`` unless an identical copy is there.
-
-    Returns ``root``. Layout: ``root/{split}/NNNNN.png`` and
-    ``root/annotations/instances_{split}.json``.
-    """
+def _write(root: str, splits: Dict[str, int], seed: int, size: int, quiet: bool) -> None:
+    """Draw every split into the (new) folder ``root``."""
     import cv2
-    splits = dict(DEFAULT_SPLITS if splits is None else splits)
-    stamp_path = osp.join(root, 'stamp.json')
-    stamp = dict(version=VERSION, splits=splits, seed=seed, size=size)
-    if osp.exists(stamp_path):
-        with open(stamp_path) as f:
-            if json.load(f) == stamp:
-                return root
-    # Written to a private folder and renamed into place, so that processes started
-    # together (torchrun) never read a half-written copy.
-    final_root, root = root, f'{root.rstrip("/")}.tmp-{os.getpid()}'
-    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    os.makedirs(osp.join(root, 'annotations'))
     categories = [dict(id=i + 1, name=n) for i, n in enumerate(CLASSES)]
     for split_index, (split, count) in enumerate(sorted(splits.items())):
         rng = np.random.default_rng([seed, split_index])
-        os.makedirs(osp.join(root, split), exist_ok=True)
+        os.makedirs(osp.join(root, split))
         images, annotations = [], []
         for image_id in range(1, count + 1):
             image, objects = _draw_image(rng, size)
@@ -100,17 +96,37 @@ def generate(root: str, splits: Dict[str, int] = None, seed: int = 0,
             json.dump(dict(images=images, annotations=annotations, categories=categories), f)
         if not quiet:
             print(f'shapes dataset: wrote {count} {split} images, {len(annotations)} boxes')
-    with open(osp.join(root, 'stamp.json'), 'w') as f:
-        json.dump(stamp, f)
-    if osp.exists(final_root):
-        stale = f'{final_root.rstrip("/")}.old-{os.getpid()}'
-        os.rename(final_root, stale)
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        os.rename(root, final_root)
-    except OSError:  # another process got there first with the same bytes
-        shutil.rmtree(root, ignore_errors=True)
-    return final_root
+
+
+def generate(root: str, splits: Dict[str, int] = None, seed: int = 0,
+             size: int = IMAGE_SIZE, quiet: bool = False) -> str:
+    """Write the dataset under ``root`` unless an intact identical copy is there.
+
+    Returns ``root``. Layout: ``root/{split}/NNNNN.png`` and
+    ``root/annotations/instances_{split}.json``. Raises
+    :class:`~mmlion.utils.ownership.NotOwnedError` (touching nothing) when ``root``
+    holds anything mmlion did not generate.
+    """
+    from mmlion.utils.ownership import folder_state, stamp_folder
+    root = osp.normpath(root)
+    settings = dict(version=VERSION, splits=dict(DEFAULT_SPLITS if splits is None else splits),
+                    seed=seed, size=size)
+    state = folder_state(root, WHAT, settings)
+    if state == 'current':
+        return root
+    # Drawn in a private folder and renamed into place, so that a reader never sees
+    # a half-written copy.
+    fresh = f'{root}.tmp-{os.getpid()}'
+    _write(fresh, settings['splits'], seed, size, quiet)
+    stamp_folder(fresh, WHAT, settings)
+    if state == 'stale':  # mmlion's own copy, intact, made with other settings
+        old = f'{root}.old-{os.getpid()}'
+        os.rename(root, old)
+        shutil.rmtree(old)
+    elif osp.isdir(root):  # an empty folder (rmdir refuses anything else)
+        os.rmdir(root)
+    os.rename(fresh, root)
+    return root
 
 
 def main():
@@ -118,7 +134,11 @@ def main():
     parser.add_argument('root', nargs='?', default='data/shapes')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
-    generate(args.root, seed=args.seed)
+    from mmlion.utils.ownership import NotOwnedError
+    try:
+        print(f'shapes dataset: {generate(args.root, seed=args.seed)} is ready')
+    except NotOwnedError as e:
+        sys.exit(f'generate_shapes.py: {e}')
 
 
 if __name__ == '__main__':

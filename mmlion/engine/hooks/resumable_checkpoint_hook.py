@@ -1,13 +1,9 @@
-"""Hooks that make training survive faults.
-
-* :class:`ResumableCheckpointHook` is MMEngine's ``CheckpointHook`` plus what a
-  bitwise-exact resume needs and 0.10.7 lacks: the RNG states of every rank and a
-  half-accumulated gradient travel with the checkpoint, checkpoints and the
-  ``last_checkpoint`` pointer are written atomically, and a ZeRO-sharded
-  optimizer is consolidated on every rank before rank 0 saves it.
-* :class:`NonFiniteGradHook` guards any OptimWrapper's optimizer the way
-  ``Lion(skip_nonfinite=True)`` guards Lion: a step whose gradients hold a NaN or
-  an Inf is skipped whole, counted, logged, and too many in a row stop training.
+"""``ResumableCheckpointHook``: MMEngine's ``CheckpointHook`` plus what a bitwise-exact
+resume needs and 0.10.7 lacks. The RNG states of every rank and a half-accumulated
+gradient travel with the checkpoint; checkpoints and the ``last_checkpoint`` pointer
+are written atomically and replace or delete only files mmlion wrote (the stamp rule
+of :mod:`mmlion.utils.ownership`); a ZeRO-sharded optimizer is consolidated on every
+rank before rank 0 saves it.
 """
 import os.path as osp
 import random
@@ -17,15 +13,15 @@ import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size, is_main_process
 from mmengine.fileio.io import _parse_uri_prefix
-from mmengine.hooks import CheckpointHook, Hook
+from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
-from mmengine.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 
-from mmlion.optim.nonfinite import NonFiniteGuard, params_with_grads
 from mmlion.registry import HOOKS
-from .fileio import BACKEND_NAME, atomic_write
+from mmlion.utils.ownership import check_replaceable, forget_written, is_owned_file
+from ..fileio import BACKEND_NAME, write_owned
 
-__all__ = ['ResumableCheckpointHook', 'NonFiniteGradHook']
+__all__ = ['ResumableCheckpointHook', 'get_rng_state', 'set_rng_state', 'mid_window']
 
 _CKPT_KEY = 'mmlion_resume'
 
@@ -58,7 +54,7 @@ def _bare_model(runner):
     return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
 
-def _mid_window(wrapper: OptimWrapper) -> bool:
+def mid_window(wrapper: OptimWrapper) -> bool:
     """True when gradients of a partial accumulation window are in ``p.grad``."""
     counts = getattr(wrapper, '_accumulative_counts', 1)
     return counts > 1 and wrapper._inner_count % counts != 0
@@ -109,6 +105,8 @@ class ResumableCheckpointHook(CheckpointHook):
                         and _parse_uri_prefix(out_dir) == '')
         if self._atomic:
             self.backend_args = dict(backend=BACKEND_NAME)
+            if is_main_process():  # fail now, not at the first checkpoint
+                check_replaceable(osp.join(runner.work_dir, 'last_checkpoint'))
         super().before_train(runner)
         loader = runner.train_dataloader
         if getattr(loader, 'persistent_workers', False) and loader.num_workers > 0:
@@ -143,7 +141,7 @@ class ResumableCheckpointHook(CheckpointHook):
                 consolidate(to=0)
         rng = self._rng_snapshot if self._rng_snapshot is not None else get_rng_state()
         grads = None
-        if any(_mid_window(w) for w in _optim_wrappers(runner)):
+        if any(mid_window(w) for w in _optim_wrappers(runner)):
             grads = {name: p.grad.detach().cpu().clone()
                      for name, p in _bare_model(runner).named_parameters()
                      if p.grad is not None}
@@ -189,13 +187,17 @@ class ResumableCheckpointHook(CheckpointHook):
             meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
         if not is_main_process():
             return
-        atomic_write(str(self.last_ckpt).encode(), osp.join(runner.work_dir, 'last_checkpoint'))
+        write_owned(str(self.last_ckpt).encode(), osp.join(runner.work_dir, 'last_checkpoint'))
         if outdated is not None:
             path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(outdated))
-            if self.file_backend.isfile(path):
+            if is_owned_file(path):
                 self.file_backend.remove(path)
-            elif self.file_backend.isdir(path):
-                self.file_backend.rmtree(path)
+                forget_written(path)
+            elif osp.lexists(path):
+                runner.logger.warning(
+                    f'ResumableCheckpointHook: kept {path!r} although max_keep_ckpts='
+                    f'{self.max_keep_ckpts} makes it outdated: mmlion did not write it (or '
+                    f'it changed since), so mmlion does not delete it.')
 
     # -- resuming ---------------------------------------------------------------------
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -226,59 +228,3 @@ class ResumableCheckpointHook(CheckpointHook):
             runner.logger.info(
                 f'ResumableCheckpointHook: restored the partial gradient of an '
                 f'accumulation window ({restored} tensors).')
-
-
-@HOOKS.register_module()
-class NonFiniteGradHook(Hook):
-    """Skip optimizer steps whose gradients hold a NaN or an Inf, for any optimizer.
-
-    Installs a check in front of each OptimWrapper's ``step`` (after backward,
-    before gradient clipping, so clipping never spreads a NaN): when any gradient
-    element is not finite the whole step is skipped, so parameters and optimizer
-    state stay as they were, the gradients are zeroed as after any step, the skip
-    is logged with the name of the first bad parameter, and ``train/nonfinite_skips``
-    goes to the logs. ``max_consecutive_skips`` skips in a row raise
-    ``FloatingPointError``. ``AmpOptimWrapper`` is left alone: its GradScaler
-    already skips such steps and must see them to lower the loss scale.
-
-    Args:
-        max_consecutive_skips (int, optional): Defaults to 10; None never stops.
-
-    Example:
-        >>> custom_hooks = [dict(type='mmlion.NonFiniteGradHook', max_consecutive_skips=5)]
-    """
-
-    priority = 'VERY_HIGH'
-
-    def __init__(self, max_consecutive_skips: Optional[int] = 10):
-        self.guard = NonFiniteGuard(max_consecutive_skips, owner='NonFiniteGradHook')
-
-    def before_train(self, runner) -> None:
-        names = {id(p): n for n, p in _bare_model(runner).named_parameters()}
-        for wrapper in _optim_wrappers(runner):
-            if isinstance(wrapper, AmpOptimWrapper):
-                runner.logger.info('NonFiniteGradHook: AmpOptimWrapper skips non-finite '
-                                   'steps itself; not guarding it.')
-                continue
-            self._install(wrapper, names)
-
-    def _install(self, wrapper: OptimWrapper, names: dict) -> None:
-        step = wrapper.step
-        guard = self.guard
-
-        def guarded_step(**kwargs):
-            if guard.should_step_params(params_with_grads(wrapper.param_groups),
-                                        lambda p: names.get(id(p), 'a parameter')):
-                step(**kwargs)
-
-        wrapper.step = guarded_step
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        runner.message_hub.update_scalar('train/nonfinite_skips', self.guard.skipped)
-
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint['nonfinite_guard'] = self.guard.state_dict()
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if 'nonfinite_guard' in checkpoint:
-            self.guard.load_state_dict(checkpoint['nonfinite_guard'])
