@@ -1,18 +1,29 @@
 """mmlion: the Lion optimizer (Chen et al. 2023) for OpenMMLab training.
 
-``import mmlion`` (or ``custom_imports=dict(imports=['mmlion'])`` in a config)
-registers :class:`mmlion.optim.Lion` as ``type='Lion'`` in MMEngine's
-``OPTIMIZERS`` registry (with ``mmlion.ZeroRedundancyOptimizer``), registers the
-hooks of :mod:`mmlion.engine` (``mmlion.ResumableCheckpointHook``,
-``mmlion.NonFiniteGradHook``), and lets ``torch.load``'s safe mode read MMEngine's
-checkpoints (see :mod:`mmlion.utils.checkpoint`).
+What ``import mmlion`` (or ``custom_imports=dict(imports=['mmlion'])``) does to the
+process, all of it here:
+
+1. MMEngine's ``OPTIMIZERS`` registry: ``'Lion'`` builds :class:`mmlion.optim.Lion`
+   (replacing lion-pytorch's or bitsandbytes' class, which ``mmengine.optim``
+   registers under that name when they are installed; one log line says so), and
+   mmlion's child registries add ``mmlion.Lion`` and ``mmlion.ZeroRedundancyOptimizer``.
+2. MMEngine's ``OPTIM_WRAPPERS`` and ``HOOKS`` (through mmlion's child registries):
+   ``mmlion.GuardedOptimWrapper``, ``mmlion.GuardedAmpOptimWrapper`` and
+   ``mmlion.ResumableCheckpointHook``.
+3. MMEngine's file backends: ``'mmlion_atomic_local'`` (atomic writes that replace
+   only mmlion's own files), used only where the checkpoint hook asks for it.
+4. ``torch.serialization``'s safe globals: exactly what MMEngine's checkpoints pickle
+   (``HistoryBuffer``, numpy arrays and dtypes, ``HistoryBuffer``'s statistics), so
+   ``torch.load``'s safe default reads them (see :mod:`mmlion.utils.checkpoint`).
+
+Nothing else: no files are read or written, no threads or environment variables are
+changed, and the compiled kernel is loaded (or compiled, once) at the first CPU step.
 """
-from . import engine  # noqa: F401  (registers mmlion's hooks and file backend)
+from . import engine  # noqa: F401  (registers the checkpoint hook and file backend)
 from .optim import Lion
 from .utils.checkpoint import allow_mmengine_checkpoints
 from .version import __version__
 
-# Checkpoints the Runner writes must load under torch.load's safe default.
 allow_mmengine_checkpoints()
 
 __all__ = ['Lion', '__version__']

@@ -1,4 +1,5 @@
-"""mmlion's optimizers, and their registration in MMEngine's ``OPTIMIZERS``.
+"""mmlion's optimizers and guarded OptimWrappers, and their registration in MMEngine's
+``OPTIMIZERS`` and ``OPTIM_WRAPPERS``.
 
 Registration happens here, once, at import. MMEngine's own optimizer module
 registers lion-pytorch's or bitsandbytes' class as ``'Lion'`` when either is
@@ -10,10 +11,11 @@ from mmengine.logging import print_log
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 
 from mmlion.registry import OPTIMIZERS
+from .guarded_wrapper import GuardedAmpOptimWrapper, GuardedOptimWrapper
 from .lion import Lion
 from .zero import ZeroRedundancyOptimizer
 
-__all__ = ['Lion', 'ZeroRedundancyOptimizer']
+__all__ = ['Lion', 'ZeroRedundancyOptimizer', 'GuardedOptimWrapper', 'GuardedAmpOptimWrapper']
 
 
 def _register() -> None:

@@ -1,134 +1,146 @@
-"""Skip optimizer steps whose gradients hold a NaN or an Inf.
+"""Skip optimizer steps whose gradients hold a NaN or an Inf, the same way on every rank.
 
 ``sign(NaN)`` is NaN on CUDA and 0 on CPU: either way one bad batch writes NaN
 into Lion's momentum (``m = b2*m + (1-b2)*g``) and, on CUDA, into the weights,
-for good. :class:`NonFiniteGuard` checks every gradient before a step and, if
-any element is not finite, has the caller skip the whole step: parameters and
-optimizer state stay bitwise as they were. Skips are counted and logged, and
-``max_consecutive`` skips in a row stop training with :class:`FloatingPointError`.
+for good. :class:`NonFiniteGuard` decides, before a step, whether to take it:
 
-The check reads each gradient once (4 bytes per fp32 parameter against the 20
-a Lion step moves): on the CPU with mmlion's compiled kernel, by exponent bits;
-elsewhere with one inf-norm per tensor (NaN propagates through it) and one
-device-to-host sync.
+1. each rank finds whether its gradients (its shard of them, under ZeRO or FSDP)
+   hold a non-finite element: :func:`found_nonfinite`, one read of the gradients
+   (the compiled kernel on the CPU, an inf-norm per tensor elsewhere), or, where
+   gradient clipping already computed the total norm, that norm alone;
+2. under ``torch.distributed`` the ranks agree with one all-reduce of that flag
+   (:func:`agree_across_ranks`), so replicas never part ways;
+3. the guard counts the skip, logs it, and raises ``FloatingPointError`` after
+   ``max_consecutive_skips`` skips in a row.
+
+Every entry point uses it: ``Lion(skip_nonfinite=True)``,
+``mmlion.GuardedOptimWrapper`` (any optimizer, under MMEngine) and
+``mmlion.ZeroRedundancyOptimizer(skip_nonfinite=True)``. Each keeps its counts under
+one key of its state dict, :data:`STATE_KEY`.
 """
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
+import torch.distributed as dist
 from mmengine.logging import print_log
 from torch import Tensor
 
 from mmlion import _ext
 
-__all__ = ['all_finite', 'NonFiniteGuard', 'params_with_grads', 'save_guard_state',
-           'load_guard_state']
+__all__ = ['STATE_KEY', 'NonFiniteGuard', 'found_nonfinite', 'agree_across_ranks',
+           'all_finite', 'local_tensor']
 
-STATE_KEY = 'nonfinite'  # where optimizers keep the guard's counts in their state dict
+STATE_KEY = 'nonfinite'  # where the guard's counts live in an optimizer's state dict
 
 
-def all_finite(tensors: Sequence[Tensor]) -> bool:
-    """True when no element of any tensor is NaN, +Inf or -Inf."""
-    tensors = list(tensors)
+def local_tensor(t: Tensor) -> Tensor:
+    """This rank's part of ``t``: the local shard of a DTensor, else ``t`` itself."""
+    to_local = getattr(t, 'to_local', None)
+    return to_local() if to_local is not None else t
+
+
+def found_nonfinite(tensors: Sequence[Tensor]) -> Tensor:
+    """A one-element bool tensor: does any element of this rank's ``tensors`` hold a
+    NaN, +Inf or -Inf? It stays on the tensors' device (no host sync)."""
+    tensors = [local_tensor(t) for t in tensors]
     if not tensors:
-        return True
+        return torch.zeros((), dtype=torch.bool)
     kernel = _ext.all_finite_kernel()
-    if kernel is not None:
-        result = kernel(tensors)
-        if result is not None:
-            return result
+    if kernel is not None and _ext.kernel_takes(tensors):
+        finite = kernel(tensors)  # None: the kernel handed the tensors back
+        if finite is not None:
+            return torch.tensor(not finite)
     groups: Dict[tuple, List[Tensor]] = {}
     for t in tensors:
         if t.is_floating_point() or t.is_complex():
             groups.setdefault((t.device, t.dtype), []).append(t)
-    flags = [torch.stack(torch._foreach_norm(ts, float('inf'))).isfinite().all()
+    flags = [torch.stack(torch._foreach_norm(ts, float('inf'))).isfinite().all().logical_not()
              for ts in groups.values()]
     if not flags:
-        return True
-    return bool(torch.stack([f.cpu() for f in flags]).all())
+        return torch.zeros((), dtype=torch.bool)
+    device = flags[0].device
+    return torch.stack([f.to(device) for f in flags]).any()
 
 
-def params_with_grads(param_groups: Sequence[dict]) -> List[Tuple[int, Tensor]]:
-    """(group index, parameter) for every parameter that has a gradient."""
-    return [(index, p) for index, group in enumerate(param_groups)
-            for p in group['params'] if p.grad is not None]
+def all_finite(tensors: Sequence[Tensor]) -> bool:
+    """True when no element of any tensor (on this rank) is NaN, +Inf or -Inf."""
+    return not bool(found_nonfinite(tensors))
 
 
-def save_guard_state(guard: Optional['NonFiniteGuard'], state_dict: dict) -> dict:
-    """Add the guard's counts to an optimizer's state dict (if there is a guard)."""
-    if guard is not None:
-        state_dict[STATE_KEY] = guard.state_dict()
-    return state_dict
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def load_guard_state(guard: Optional['NonFiniteGuard'], state_dict: dict) -> dict:
-    """Load the counts into the guard; return the state dict without them, for torch."""
-    state_dict = dict(state_dict)
-    counts = state_dict.pop(STATE_KEY, None)
-    if counts is not None and guard is not None:
-        guard.load_state_dict(counts)
-    return state_dict
-
-
-def _check_max_consecutive(value) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f'Invalid max_consecutive_skips: max_consecutive_skips={value!r} '
-                         f'(must be an int >= 1, or None to never stop)')
+def agree_across_ranks(found: Tensor) -> bool:
+    """True when ``found`` is set on any rank (one all-reduce of one element under
+    ``torch.distributed``; every rank must call it)."""
+    if _distributed():
+        device = found.device
+        if dist.get_backend() == 'nccl' and device.type != 'cuda':
+            device = torch.device('cuda', torch.cuda.current_device())
+        flag = found.detach().reshape(()).to(device=device, dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        found = flag
+    return bool(found)
 
 
 class NonFiniteGuard:
-    """Counts steps skipped for non-finite gradients; logs and stops.
+    """Counts the steps skipped for non-finite gradients; logs them, and stops training
+    after too many in a row.
 
     Args:
-        max_consecutive (int, optional): Raise after this many skips in a row.
-            None never raises. Defaults to 10.
         owner (str): Who skips, for the messages. Defaults to 'mmlion'.
     """
 
-    def __init__(self, max_consecutive: Optional[int] = 10, owner: str = 'mmlion'):
-        _check_max_consecutive(max_consecutive)
-        self.max_consecutive = max_consecutive
+    def __init__(self, owner: str = 'mmlion'):
         self.owner = owner
         self.skipped = 0        # steps skipped in total
         self.consecutive = 0    # steps skipped since the last good one
 
-    def should_step(self, grads: Sequence[Tensor],
+    def should_step(self, grads: Sequence[Tensor], max_consecutive: Optional[int] = 10,
+                    norm: Optional[Tensor] = None,
                     describe: Optional[Callable[[int], str]] = None) -> bool:
-        """Check ``grads``; False (and count, log, maybe raise) if the step must
-        be skipped. ``describe(i)`` names tensor ``i`` in the log message."""
-        if all_finite(grads):
+        """Decide, on every rank alike, whether the step over ``grads`` may be taken.
+
+        ``norm``: the total gradient norm, where clipping computed it; non-finite
+        exactly when some gradient is, so the gradients need not be read again.
+        ``describe(i)`` names ``grads[i]`` in the log when it is the bad one.
+        """
+        local = (~torch.isfinite(norm.detach()).all() if norm is not None
+                 else found_nonfinite(grads))
+        if not agree_across_ranks(local):
             self.consecutive = 0
             return True
+        self.record_skip(max_consecutive, self._where(grads, describe))
+        return False
+
+    @staticmethod
+    def _where(grads: Sequence[Tensor], describe: Optional[Callable[[int], str]]) -> str:
+        if describe is None:
+            return ''
+        first = next((i for i, g in enumerate(grads) if not all_finite([g])), None)
+        return f' (first in {describe(first)})' if first is not None else ' (on another rank)'
+
+    def record_skip(self, max_consecutive: Optional[int] = 10, where: str = '') -> None:
+        """Count a skipped step (decided here or, under AMP, by the GradScaler)."""
         self.skipped += 1
         self.consecutive += 1
-        where = ''
-        if describe is not None:
-            first = next(i for i, g in enumerate(grads) if not all_finite([g]))
-            where = f' (first in {describe(first)})'
         print_log(
             f'{self.owner}: non-finite gradient (NaN or Inf){where}; skipped this step, '
             f'parameters and optimizer state unchanged ({self.consecutive} in a row, '
             f'{self.skipped} in total)',
             logger='current', level=30)
-        if self.max_consecutive is not None and self.consecutive >= self.max_consecutive:
+        if max_consecutive is not None and self.consecutive >= max_consecutive:
             raise FloatingPointError(
                 f'{self.owner}: {self.consecutive} steps in a row had non-finite gradients '
-                f'(max_consecutive_skips={self.max_consecutive}); stopping. Parameters and '
+                f'(max_consecutive_skips={max_consecutive}); stopping. Parameters and '
                 f'optimizer state are those from before the first of these steps{where}. '
                 f'Lower the learning rate, add gradient clipping or check the data.')
-        return False
 
-    def should_step_params(self, located: Sequence[Tuple[int, Tensor]],
-                           name: Optional[Callable[[Tensor], str]] = None) -> bool:
-        """:meth:`should_step` over the gradients of ``params_with_grads(...)``; the log
-        names the first bad one by ``name(param)``, or by its group and shape."""
-        def describe(i: int) -> str:
-            index, p = located[i]
-            return name(p) if name else f'param group {index}, parameter of shape {tuple(p.shape)}'
+    def record_step(self) -> None:
+        self.consecutive = 0
 
-        return self.should_step([p.grad for _, p in located], describe)
-
+    # -- the counts in an optimizer's state dict --------------------------------------
     def state_dict(self) -> dict:
         return dict(skipped=self.skipped, consecutive=self.consecutive)
 
@@ -136,6 +148,18 @@ class NonFiniteGuard:
         self.skipped = int(state.get('skipped', 0))
         self.consecutive = int(state.get('consecutive', 0))
 
+    def save_into(self, state_dict: dict) -> dict:
+        """``state_dict`` with the counts added under :data:`STATE_KEY`."""
+        state_dict[STATE_KEY] = self.state_dict()
+        return state_dict
+
+    def load_from(self, state_dict: dict) -> dict:
+        """Load the counts (if any); return ``state_dict`` without them, for torch."""
+        state_dict = dict(state_dict)
+        counts = state_dict.pop(STATE_KEY, None)
+        if counts is not None:
+            self.load_state_dict(counts)
+        return state_dict
+
     def __repr__(self) -> str:
-        return (f'NonFiniteGuard(max_consecutive={self.max_consecutive}, '
-                f'skipped={self.skipped}, consecutive={self.consecutive})')
+        return f'NonFiniteGuard(skipped={self.skipped}, consecutive={self.consecutive})'

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch.distributed.optim import ZeroRedundancyOptimizer as TorchZero
 
 from mmlion.registry import OPTIMIZERS, find_optimizer, unknown_optimizer
-from .nonfinite import NonFiniteGuard, load_guard_state, params_with_grads, save_guard_state
+from .nonfinite import NonFiniteGuard
 
 __all__ = ['ZeroRedundancyOptimizer']
 
@@ -32,9 +32,10 @@ class ZeroRedundancyOptimizer(TorchZero):
         optimizer_type (str | type): A name in MMEngine's ``OPTIMIZERS``
             registry (``'Lion'``, ``'AdamW'``, ``'mmlion.Lion'``) or a class.
             Defaults to ``'Lion'``.
-        skip_nonfinite (bool): Skip the whole step when any gradient (of any
-            shard) is NaN or Inf, as ``Lion(skip_nonfinite=True)`` does; checked
-            here, where every rank sees every gradient, so all ranks agree.
+        skip_nonfinite (bool): Skip the whole step when any gradient is NaN or
+            Inf, with the same guard as ``Lion(skip_nonfinite=True)``: checked
+            here, before the inner optimizer's step, and decided by all ranks
+            together.
         max_consecutive_skips (int, optional): See :class:`~mmlion.optim.Lion`.
         **kwargs: ``process_group``, ``parameters_as_bucket_view`` and the inner
             optimizer's own arguments (``lr``, ``weight_decay``, ...).
@@ -60,16 +61,17 @@ class ZeroRedundancyOptimizer(TorchZero):
             if key in kwargs:
                 raise ValueError(f'Invalid {key}: pass it to ZeroRedundancyOptimizer, not '
                                  f'the inner optimizer')
-        self.nonfinite_guard = (NonFiniteGuard(max_consecutive_skips,
-                                               owner='ZeroRedundancyOptimizer')
-                                if skip_nonfinite else None)
+        self.skip_nonfinite = skip_nonfinite
+        self.max_consecutive_skips = max_consecutive_skips
+        self.nonfinite_guard = NonFiniteGuard(owner='ZeroRedundancyOptimizer')
         self._steps = 0
         self._consolidated_at: Optional[int] = None
         super().__init__(params, optimizer_class, **kwargs)
 
     def step(self, closure=None, **kwargs):
-        if self.nonfinite_guard is not None and not self.nonfinite_guard.should_step_params(
-                params_with_grads(self.param_groups)):
+        if self.skip_nonfinite and not self.nonfinite_guard.should_step(
+                [p.grad for g in self.param_groups for p in g['params'] if p.grad is not None],
+                self.max_consecutive_skips):
             return None
         self._steps += 1
         return super().step(closure=closure, **kwargs)
@@ -89,7 +91,8 @@ class ZeroRedundancyOptimizer(TorchZero):
                 f'was last consolidated at step {self._consolidated_at} (now {self._steps}); '
                 'call consolidate_state_dict(to=0) on all ranks first (mmlion\'s '
                 'ResumableCheckpointHook does so before every checkpoint)')
-        return save_guard_state(self.nonfinite_guard, super().state_dict())
+        state_dict = super().state_dict()
+        return self.nonfinite_guard.save_into(state_dict) if self.skip_nonfinite else state_dict
 
     def load_state_dict(self, state_dict) -> None:
-        super().load_state_dict(load_guard_state(self.nonfinite_guard, state_dict))
+        super().load_state_dict(self.nonfinite_guard.load_from(state_dict))

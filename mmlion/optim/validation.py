@@ -1,0 +1,245 @@
+"""Lion's argument and state-dict checks, kept apart so that ``lion.py`` reads as the
+algorithm. Every check raises ``ValueError`` (``TypeError`` for unknown keywords) with
+a message that names the key and the value, as torch's optimizers do
+(``Invalid learning rate: ...``), and runs before anything is changed.
+"""
+from typing import List, Optional
+
+import torch
+from torch import Tensor
+
+__all__ = ['DEFAULTS', 'validate_group', 'check_unknown_kwargs', 'check_not_shared',
+           'check_state_dict', 'foreign_state_owner', 'sparse_grad_message']
+
+# Every option of Lion and its default: what ``defaults`` and each param group hold.
+# ``__setstate__`` fills options added later into old pickles from here.
+DEFAULTS = dict(
+    lr=1e-4,
+    betas=(0.9, 0.99),
+    weight_decay=0.0,
+    maximize=False,
+    cautious=False,
+    decoupled_weight_decay=False,
+    state_dtype=None,
+    foreach=None,
+    fused=None,
+    skip_nonfinite=False,
+    max_consecutive_skips=10,
+)
+# Options that decide what a whole step does, so every group must agree on them.
+STEP_OPTIONS = ('skip_nonfinite', 'max_consecutive_skips')
+_STATE_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+# Keywords of other optimizers that AdamW-to-Lion edits tend to leave behind.
+_FOREIGN_KEYS = {
+    'eps': " (AdamW's epsilon: Lion divides by nothing, so remove it)",
+    'amsgrad': ' (an Adam option: remove it)',
+    'momentum': ' (an SGD option: Lion\'s momentum is betas[1])',
+    'nesterov': ' (an SGD option: remove it)',
+    'dampening': ' (an SGD option: remove it)',
+    'use_triton': ' (a lion-pytorch option: mmlion picks its kernel itself)',
+    'decoupled_wd': ' (lion-pytorch\'s name: use decoupled_weight_decay)',
+    'caution': " (timm's name: use cautious)",
+}
+# Group keys that mark another optimizer's state dict ('momentum' does not: MMEngine's
+# momentum schedulers add it to Lion's groups as beta1).
+_FOREIGN_GROUP_KEYS = ('eps', 'amsgrad', 'nesterov', 'dampening')
+# State an optimizer other than Lion keeps per parameter, and whose it is.
+_FOREIGN_STATE = {
+    'exp_avg_sq': 'Adam/AdamW',
+    'max_exp_avg_sq': 'Adam/AdamW with amsgrad',
+    'momentum_buffer': 'SGD',
+    'square_avg': 'RMSprop/Adadelta',
+    'sum': 'Adagrad',
+    'step': 'a torch optimizer such as AdamW',
+}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_lr(lr) -> None:
+    if isinstance(lr, Tensor):
+        if lr.numel() != 1 or not lr.is_floating_point():
+            raise ValueError(
+                f'Invalid learning rate: lr must be a float or a one-element float '
+                f'Tensor, got a Tensor of shape {tuple(lr.shape)} and dtype {lr.dtype}')
+        if lr.device.type != 'cpu':
+            return  # reading a device value would sync; the step reads it on the device
+        value = float(lr)
+    elif _is_number(lr):
+        value = float(lr)
+    else:
+        raise ValueError(f'Invalid learning rate: lr={lr!r} is not a number')
+    if not value >= 0.0:  # also refuses NaN
+        raise ValueError(f'Invalid learning rate: lr={value} (must be >= 0)')
+
+
+def _check_betas(betas) -> None:
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f'Invalid betas: betas={betas!r} (must be a pair (beta1, beta2))')
+    for index, beta in enumerate(betas):
+        if not _is_number(beta) or not 0.0 <= beta < 1.0:
+            raise ValueError(f'Invalid beta parameter at index {index}: betas={tuple(betas)!r} '
+                             f'(each beta must be a number in [0, 1))')
+
+
+def _check_weight_decay(weight_decay) -> None:
+    if not _is_number(weight_decay) or not weight_decay >= 0.0:
+        raise ValueError(f'Invalid weight_decay value: weight_decay={weight_decay!r} '
+                         f'(must be a number >= 0)')
+
+
+def _check_flag(key: str, value, allow_none: bool = False) -> None:
+    if isinstance(value, bool) or (allow_none and value is None):
+        return
+    allowed = 'True, False or None' if allow_none else 'True or False'
+    raise ValueError(f'Invalid {key}: {key}={value!r} (must be {allowed})')
+
+
+def check_max_consecutive_skips(value) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f'Invalid max_consecutive_skips: max_consecutive_skips={value!r} '
+                         f'(must be an int >= 1, or None to never stop)')
+
+
+def to_state_dtype(state_dtype) -> Optional[torch.dtype]:
+    """Accept ``torch.bfloat16`` or, from a config file, ``'bfloat16'``."""
+    if state_dtype is None or isinstance(state_dtype, torch.dtype):
+        dtype = state_dtype
+    elif isinstance(state_dtype, str):
+        dtype = getattr(torch, state_dtype.replace('torch.', ''), None)
+    else:
+        dtype = None
+    if state_dtype is not None and dtype not in _STATE_DTYPES:
+        raise ValueError(f'Invalid state_dtype: state_dtype={state_dtype!r} (must be None or '
+                         f'one of float32, float64, float16, bfloat16)')
+    return dtype
+
+
+def validate_group(group: dict) -> None:
+    """Check one group's settings; normalise ``betas`` and ``state_dtype`` in place."""
+    _check_lr(group['lr'])
+    if isinstance(group['betas'], list):
+        group['betas'] = tuple(group['betas'])
+    _check_betas(group['betas'])
+    _check_weight_decay(group['weight_decay'])
+    for key in ('maximize', 'cautious', 'decoupled_weight_decay', 'skip_nonfinite'):
+        _check_flag(key, group[key])
+    for key in ('foreach', 'fused'):
+        _check_flag(key, group[key], allow_none=True)
+    if group['fused'] and group['foreach']:
+        raise ValueError('Invalid flags: fused=True and foreach=True cannot both be set')
+    check_max_consecutive_skips(group['max_consecutive_skips'])
+    group['state_dtype'] = to_state_dtype(group['state_dtype'])
+
+
+def check_step_options_agree(group: dict, existing: List[dict]) -> None:
+    """``skip_nonfinite`` and ``max_consecutive_skips`` decide a whole step at once."""
+    if not existing:
+        return
+    for key in STEP_OPTIONS:
+        if group[key] != existing[0][key]:
+            raise ValueError(
+                f'Invalid {key}: {key}={group[key]!r} in param group {len(existing)} but '
+                f'{existing[0][key]!r} in group 0; it decides whether the whole step is '
+                f'taken, so every group must have the same value')
+
+
+def check_unknown_kwargs(unknown: dict) -> None:
+    if not unknown:
+        return
+    key, value = next(iter(unknown.items()))
+    hint = _FOREIGN_KEYS.get(key, '')
+    raise TypeError(f'Lion got an unexpected keyword argument {key}={value!r}{hint}. '
+                    f'Lion takes {", ".join(DEFAULTS)}')
+
+
+def describe_param(p: Tensor) -> str:
+    return f'shape {tuple(p.shape)}, dtype {p.dtype}'
+
+
+def sparse_grad_message(group: dict, index: int, p: Tensor) -> str:
+    position = next(i for i, q in enumerate(group['params']) if q is p)
+    return (f'Lion does not support sparse gradients: param group {index}, parameter '
+            f'{position} ({describe_param(p)}) has a sparse gradient (layout '
+            f'{p.grad.layout}); use sparse=False in its embedding or an optimizer for '
+            f'sparse gradients')
+
+
+def check_not_shared(param_group: dict, existing: List[dict]) -> None:
+    params = param_group.get('params')
+    if isinstance(params, Tensor):
+        params = [params]
+    if not isinstance(params, (list, tuple)):
+        return  # torch's own checks give the error
+    new = {id(p): i for i, p in enumerate(params)}
+    for index, group in enumerate(existing):
+        for p in group['params']:
+            if id(p) in new:
+                raise ValueError(
+                    f'Invalid params: a parameter ({describe_param(p)}) is in param group '
+                    f'{index} and again in the new group {len(existing)} (position '
+                    f'{new[id(p)]}); each parameter may be in one group only')
+
+
+def foreign_state_owner(entry: dict) -> Optional[str]:
+    """Whose per-parameter state ``entry`` is, when it is not Lion's (None if it is)."""
+    other = sorted(k for k in entry if k != 'exp_avg')
+    if not other and 'exp_avg' in entry:
+        return None
+    return next((_FOREIGN_STATE[k] for k in other if k in _FOREIGN_STATE), 'another optimizer')
+
+
+def check_state_dict(state_dict, param_groups: List[dict]) -> None:
+    """Everything torch's load_state_dict assumes, checked before it changes a thing."""
+    if not isinstance(state_dict, dict) or 'state' not in state_dict \
+            or 'param_groups' not in state_dict:
+        keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+        raise ValueError(f'Invalid optimizer state_dict: expected a dict with keys \'state\' '
+                         f'and \'param_groups\', got {keys}')
+    saved_groups = state_dict['param_groups']
+    if len(saved_groups) != len(param_groups):
+        raise ValueError(f'Invalid optimizer state_dict: it has {len(saved_groups)} param '
+                         f'groups and this Lion has {len(param_groups)}; was it saved for '
+                         f'another model or paramwise_cfg?')
+    params = []
+    for index, (saved, group) in enumerate(zip(saved_groups, param_groups)):
+        if len(saved['params']) != len(group['params']):
+            raise ValueError(f'Invalid optimizer state_dict: param group {index} has '
+                             f'{len(saved["params"])} parameters saved and '
+                             f'{len(group["params"])} here')
+        foreign = sorted(k for k in saved if k in _FOREIGN_GROUP_KEYS)
+        if foreign:
+            raise ValueError(f'Invalid optimizer state_dict: param group {index} has the keys '
+                             f'{foreign}, which Lion does not use; this state was saved by '
+                             f'another optimizer. Resume the model only (load_from=...), '
+                             f'not the optimizer')
+        params.extend(zip(saved['params'], group['params']))
+    saved_state = state_dict['state']
+    for saved_id, p in params:
+        entry = saved_state.get(saved_id)
+        if entry is None:
+            continue
+        owner = foreign_state_owner(entry)
+        if owner is not None:
+            raise ValueError(f'Invalid optimizer state_dict: parameter {saved_id} has the state '
+                             f'keys {sorted(entry)}, and Lion keeps only [\'exp_avg\']; it was '
+                             f'saved by {owner}. Resume the model only (load_from=...), not '
+                             f'the optimizer')
+        exp_avg = entry['exp_avg']
+        if not isinstance(exp_avg, Tensor) or exp_avg.shape != p.shape:
+            got = tuple(exp_avg.shape) if isinstance(exp_avg, Tensor) else type(exp_avg)
+            raise ValueError(f'Invalid optimizer state_dict: parameter {saved_id} has exp_avg of '
+                             f'shape {got}, and the parameter here has shape {tuple(p.shape)}')
+    for index, (saved, current) in enumerate(zip(saved_groups, param_groups)):
+        group = dict(DEFAULTS)
+        group.update({k: v for k, v in current.items() if k != 'params'})
+        group.update({k: v for k, v in saved.items() if k != 'params'})
+        try:
+            validate_group(group)
+        except ValueError as e:
+            raise ValueError(f'Invalid optimizer state_dict: param group {index}: {e}') from None
