@@ -29,7 +29,9 @@ def extensions():
         return [], {}
     ext = CppExtension(
         'mmlion._C', ['mmlion/csrc/lion_cpu.cpp'],
-        extra_compile_args=['-O3', '-g0', '-fopenmp'],
+        # The flags of mmlion/_ext.py's build at first use (no FMA contraction: the
+        # same bits from every CPU clone of the kernel).
+        extra_compile_args=['-O3', '-g0', '-fopenmp', '-ffp-contract=off'],
         extra_link_args=['-fopenmp'])
     return [ext], {'build_ext': BuildExtension.with_options(use_ninja=True)}
 

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -58,19 +59,31 @@ struct Mem {
   static inline void store(T* ptr, int64_t i, opmath_t v) { ptr[i] = static_cast<T>(v); }
 };
 
+// bf16 is read and written as its raw bits: the loop then sees plain uint16_t
+// pointers, which GCC vectorizes well next to the fp32 ones (through c10::BFloat16
+// pointers it did not, and bf16 state was slower than fp32 state).
+template <typename T>
+struct Bits {
+  using type = T;
+};
 template <>
-struct Mem<c10::BFloat16, float> {
-  static inline float load(const c10::BFloat16* ptr, int64_t i) {
-    const uint32_t bits = static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(ptr)[i]) << 16;
+struct Bits<c10::BFloat16> {
+  using type = uint16_t;
+};
+
+template <>
+struct Mem<uint16_t, float> {
+  static inline float load(const uint16_t* ptr, int64_t i) {
+    const uint32_t bits = static_cast<uint32_t>(ptr[i]) << 16;
     float v;
     std::memcpy(&v, &bits, sizeof(v));
     return v;
   }
-  static inline void store(c10::BFloat16* ptr, int64_t i, float v) {
+  static inline void store(uint16_t* ptr, int64_t i, float v) {
     uint32_t bits;
     std::memcpy(&bits, &v, sizeof(bits));
     const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
-    reinterpret_cast<uint16_t*>(ptr)[i] = static_cast<uint16_t>(v != v ? 0x7FC0u : rounded);
+    ptr[i] = static_cast<uint16_t>(v != v ? 0x7FC0u : rounded);
   }
 };
 
@@ -102,8 +115,9 @@ inline void lion_span_impl(scalar_t* __restrict__ p, const scalar_t* __restrict_
 }
 
 // Compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time, so one
-// build is fast on the machine it runs on and still runs on older ones. FMA stays
-// off (ISO C++ mode), which keeps every clone bitwise equal to the others.
+// build is fast on the machine it runs on and still runs on older ones. It is
+// compiled with -ffp-contract=off: without that GCC fuses multiply-adds in the
+// AVX-512 clone only, and the same step gave other bits on other machines.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define MMLION_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -113,8 +127,11 @@ inline void lion_span_impl(scalar_t* __restrict__ p, const scalar_t* __restrict_
 template <typename scalar_t, typename state_t, typename opmath_t, bool kMaximize, bool kCautious>
 MMLION_CLONES void lion_span(scalar_t* p, const scalar_t* g, state_t* m, int64_t n,
                              const Hyper& h, opmath_t caution_scale) {
-  lion_span_impl<scalar_t, state_t, opmath_t, kMaximize, kCautious>(p, g, m, n, h,
-                                                                     caution_scale);
+  using P = typename Bits<scalar_t>::type;
+  using S = typename Bits<state_t>::type;
+  lion_span_impl<P, S, opmath_t, kMaximize, kCautious>(
+      reinterpret_cast<P*>(p), reinterpret_cast<const P*>(g), reinterpret_cast<S*>(m), n, h,
+      caution_scale);
 }
 
 template <typename scalar_t, typename state_t, typename opmath_t>
@@ -250,10 +267,19 @@ bool chunk_has_nonfinite(const at::Tensor& t, int64_t begin, int64_t end) {
   }
 }
 
+// What the kernels take: plain strided CPU tensors with storage. Tensor subclasses
+// (DTensor and other Python-dispatch wrappers), meta and sparse tensors, and other
+// devices are handed back to the caller untouched, never dereferenced.
+bool takes(const at::Tensor& t) {
+  return t.defined() && t.device().is_cpu() && t.layout() == at::kStrided && t.has_storage() &&
+         !t.unsafeGetTensorImpl()->is_python_dispatch() &&
+         (t.numel() == 0 || t.const_data_ptr() != nullptr);
+}
+
 }  // namespace
 
 // Updates params and exp_avgs in place. Returns false, having touched nothing,
-// when some tensor is not on the CPU (the caller then takes another path).
+// when some tensor is not one the kernel takes (the caller then takes another path).
 bool fused_lion_(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
                  const std::vector<at::Tensor>& exp_avgs, double lr, double beta1, double beta2,
                  double decay, bool maximize, bool cautious) {
@@ -262,10 +288,7 @@ bool fused_lion_(const std::vector<at::Tensor>& params, const std::vector<at::Te
               params.size(), ", ", grads.size(), " and ", exp_avgs.size());
   const int64_t ntensors = static_cast<int64_t>(params.size());
   for (int64_t t = 0; t < ntensors; ++t) {
-    if (!params[t].device().is_cpu() || !grads[t].device().is_cpu() ||
-        !exp_avgs[t].device().is_cpu()) {
-      return false;
-    }
+    if (!takes(params[t]) || !takes(grads[t]) || !takes(exp_avgs[t])) return false;
   }
   // All checks happen here, before the first write.
   std::vector<Operand> operands;
@@ -322,16 +345,15 @@ bool fused_lion_(const std::vector<at::Tensor>& params, const std::vector<at::Te
 }
 
 // True when every element of every tensor is finite; None (touching nothing)
-// when some tensor is not on the CPU. Read-only, one pass, split like the step.
+// when some tensor is not one the kernel takes. Read-only, one pass, split like the step.
 py::object all_finite(const std::vector<at::Tensor>& tensors) {
   for (const auto& t : tensors) {
-    if (!t.device().is_cpu()) return py::none();
+    if (!takes(t)) return py::none();
   }
   std::vector<at::Tensor> dense;
   dense.reserve(tensors.size());
   std::vector<Chunk> chunks;
   for (const auto& tensor : tensors) {
-    TORCH_CHECK(!tensor.is_sparse(), "all_finite: sparse tensors are not supported");
     at::Tensor t = tensor.is_complex() ? at::view_as_real(tensor) : tensor;
     if (!t.is_non_overlapping_and_dense()) t = t.contiguous();
     const int64_t n = t.numel(), index = static_cast<int64_t>(dense.size());
