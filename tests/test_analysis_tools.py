@@ -3,7 +3,6 @@ schedule plot, the run comparison and the digits convergence check (real runs of
 tools/train.py, real PNGs)."""
 import copy
 import glob
-import importlib.util
 import os.path as osp
 
 import matplotlib.image
@@ -13,24 +12,13 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
+from helpers import DEMO, ROOT, load_tool
 from mmlion.optim import Lion
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py')
-
-
-def _load_tool(relative):
-    spec = importlib.util.spec_from_file_location(osp.basename(relative)[:-3],
-                                                  osp.join(ROOT, relative))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-converter = _load_tool('tools/misc/adamw_to_lion.py')
-vis_scheduler = _load_tool('tools/analysis_tools/vis_scheduler.py')
-compare_runs = _load_tool('tools/analysis_tools/compare_runs.py')
-convergence = _load_tool('tools/analysis_tools/convergence_digits.py')
+converter = load_tool('tools/misc/adamw_to_lion.py')
+vis_scheduler = load_tool('tools/analysis_tools/vis_scheduler.py')
+compare_runs = load_tool('tools/analysis_tools/compare_runs.py')
+convergence = load_tool('tools/analysis_tools/convergence_digits.py')
 
 
 def _mmdet_configs(kind):

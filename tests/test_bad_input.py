@@ -10,8 +10,6 @@ import hashlib
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple, Type
 
@@ -19,11 +17,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from helpers import DEMO, ROOT, python_tool
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
 from mmlion.utils import ConfigError, check_config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py')
 DOC = osp.join(ROOT, 'docs', 'bad_input.md')
 
 
@@ -201,12 +198,10 @@ def _resume_auto_truncated(ctx, path=None):
 
 def _train_tool_truncated(ctx, path=None):
     """The same through tools/train.py: it fails before building the Runner."""
-    proc = subprocess.run([sys.executable, 'tools/train.py', DEMO, '--resume', path,
-                           '--work-dir', str(ctx.tmp / 'tool_work_dir')],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0
-    assert 'Runner' not in proc.stdout  # nothing was built
-    raise ConfigError(proc.stderr.strip().splitlines()[-1])
+    out = python_tool('tools/train.py', DEMO, '--resume', path, '--work-dir',
+                      ctx.tmp / 'tool_work_dir', timeout=300, expect_rc=None)
+    assert 'Runner' not in out  # nothing was built
+    raise ConfigError(out.strip().splitlines()[-1])
 
 
 CASES = [

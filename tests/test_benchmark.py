@@ -1,24 +1,18 @@
 """The step benchmark runs in its quick mode and prints every row it promises."""
 import json
-import os.path as osp
-import subprocess
-import sys
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import python_tool
 
 
 @pytest.mark.slow
 def test_benchmark_quick_prints_every_row(tmp_path):
     out_json = tmp_path / 'bench.json'
     out_png = tmp_path / 'bench.png'
-    proc = subprocess.run(
-        [sys.executable, 'tools/analysis_tools/benchmark_optimizers.py', '--quick',
-         '--cases', 'resnet50', 'small2000', '--json', str(out_json), '--plot', str(out_png)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
+    out = python_tool('tools/analysis_tools/benchmark_optimizers.py', '--quick', '--cases',
+                      'resnet50', 'small2000', '--json', out_json, '--plot', out_png,
+                      timeout=600)
     for row in ('mmlion Lion (default)', 'mmlion Lion, skip_nonfinite',
                 'mmlion Lion fused, bf16 state', 'torch AdamW fused',
                 'torch AdamW foreach', 'torch SGD momentum fused'):

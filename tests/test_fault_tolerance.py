@@ -2,16 +2,14 @@
 SIGKILL mid-epoch and resume bitwise (1 and 2 processes), a crash during a checkpoint
 write, an injected NaN gradient, and ZeRO-sharded Lion against DDP."""
 import os
-import os.path as osp
 import signal
-import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import DEMO, run_tool
 pytestmark = pytest.mark.slow
 
 # 5 iterations per epoch per rank, accumulation windows of 3: the checkpoint at the
@@ -59,26 +57,16 @@ def write_config(tmp_path, name, nproc=1, optimizer=LION,
 
 
 def train(config, work_dir, *extra, nproc=1, port=29531, expect_rc=0, pythonpath=()):
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join([ROOT, osp.join(ROOT, 'tests'), *pythonpath,
-                                         env.get('PYTHONPATH', '')])
     args = ['--work-dir', str(work_dir), *extra]
     if nproc == 1:
         cmd = [sys.executable, 'tools/train.py', config, *args]
-    else:
+        env = {}
+    else:  # torchrun reports a killed worker as a failure: expect_rc=None
         cmd = ['bash', 'tools/dist_train.sh', config, str(nproc), *args]
-        env.update(PYTHON=sys.executable, PORT=str(port))
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-    out = proc.stdout + proc.stderr
-    with open(f'{work_dir}.log', 'a') as f:  # the whole output, for a failing run
-        f.write(f'$ {" ".join(cmd)}\n{out}\n')
-    if expect_rc is None:  # torchrun reports a killed worker as a failure
-        assert proc.returncode != 0, f'{cmd} should have died\n{out[-3000:]}'
-    else:
-        first_error = out.find('Traceback')
-        assert proc.returncode == expect_rc, \
-            f'{cmd} (log: {work_dir}.log)\n{out[max(first_error, 0):][:3000]}\n{out[-3000:]}'
-    return out
+        env = dict(PORT=str(port))
+    if pythonpath:
+        env['PYTHONPATH'] = os.pathsep.join([*pythonpath, os.environ.get('PYTHONPATH', '')])
+    return run_tool(cmd, timeout=600, env=env, expect_rc=expect_rc, log=f'{work_dir}.log')
 
 
 def load(path):
@@ -141,7 +129,7 @@ def test_rtmdet_demo_sigkill_and_resume_is_bitwise_equal(tmp_path, shapes_data):
     accumulation windows of 4 over 6-iteration epochs."""
     config = tmp_path / 'rtmdet.py'
     config.write_text(
-        f"_base_ = '{osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py')}'\n"
+        f"_base_ = '{DEMO}'\n"
         "custom_imports = dict(imports=['mmlion', '_fault_support'], "
         "allow_failed_imports=False)\n"
         "custom_hooks = []\n"
@@ -220,32 +208,36 @@ def test_crash_while_writing_a_checkpoint(tmp_path, hook, survives):
             load(second)
 
 
-def test_nan_gradient_is_skipped_and_logged_under_the_runner(tmp_path):
-    """Lion(skip_nonfinite) and NonFiniteGradHook (here guarding AdamW)."""
-    for name, optimizer, hooks in [
-        ('lion', LION, "[dict(type='PoisonGradHook', poison_iter=6)]"),
-        ('adamw_hook', "dict(type='AdamW', lr=1e-3)",
-         "[dict(type='PoisonGradHook', poison_iter=6), "
-         "dict(type='mmlion.NonFiniteGradHook', max_consecutive_skips=3)]"),
-    ]:
-        config = write_config(tmp_path, name, optimizer=optimizer, custom_hooks=hooks)
-        # Without accumulation, so iteration 6 is a step of its own.
-        out = train(config, tmp_path / name, '--cfg-options',
-                    'optim_wrapper.accumulative_counts=1')
-        before = load(tmp_path / name / 'before_poison.pth')
-        after = load(tmp_path / name / 'after_poison.pth')
-        for key, value in before['params'].items():
-            assert torch.equal(value, after['params'][key]), (name, key)
-        state_before = before['optimizer']['state']
-        for index, entry in after['optimizer']['state'].items():
-            for key, value in entry.items():
-                if isinstance(value, torch.Tensor):
-                    assert torch.equal(value, state_before[index][key]), (name, index, key)
-        assert 'non-finite gradient (NaN or Inf)' in out and '1 in a row, 1 in total' in out
-        final = load(tmp_path / name / 'epoch_3.pth')
-        assert all(v.isfinite().all() for v in final['state_dict'].values())
-        guard = (final['optimizer']['nonfinite'] if name == 'lion'
-                 else final['nonfinite_guard'])
-        assert guard == dict(skipped=1, consecutive=0)
-    assert 'first in fc1.weight' in out  # the hook names the parameter
-    assert 'nonfinite_skips' in out
+GUARDED_ADAMW = "dict(type='AdamW', lr=1e-3)"
+
+
+@pytest.mark.parametrize('name, optimizer, wrapper, clip', [
+    ('lion', LION, 'OptimWrapper', 'dict(max_norm=1.0)'),
+    ('adamw_wrapper_clip', GUARDED_ADAMW, 'mmlion.GuardedOptimWrapper', 'dict(max_norm=1.0)'),
+    ('adamw_wrapper', GUARDED_ADAMW, 'mmlion.GuardedOptimWrapper', 'None'),
+])
+def test_nan_gradient_is_skipped_and_logged_under_the_runner(tmp_path, name, optimizer,
+                                                             wrapper, clip):
+    """Lion(skip_nonfinite) and GuardedOptimWrapper (here guarding AdamW, with the
+    clipping norm and without clipping) under the Runner, with accumulation."""
+    config = write_config(tmp_path, name, optimizer=optimizer,
+                          custom_hooks="[dict(type='PoisonGradHook', poison_iter=6)]")
+    # Iteration 6 ends an accumulation window of 3, so it is a step of its own.
+    out = train(config, tmp_path / name, '--cfg-options', f'optim_wrapper.type={wrapper}',
+                f'optim_wrapper.clip_grad={clip}')
+    before = load(tmp_path / name / 'before_poison.pth')
+    after = load(tmp_path / name / 'after_poison.pth')
+    for key, value in before['params'].items():
+        assert torch.equal(value, after['params'][key]), (name, key)
+    state_before = before['optimizer']['state']
+    for index, entry in after['optimizer']['state'].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, state_before[index][key]), (name, index, key)
+    assert 'non-finite gradient (NaN or Inf)' in out and '1 in a row, 1 in total' in out
+    final = load(tmp_path / name / 'epoch_3.pth')
+    assert all(v.isfinite().all() for v in final['state_dict'].values())
+    assert final['optimizer']['nonfinite'] == dict(skipped=1, consecutive=0)
+    if wrapper != 'OptimWrapper':
+        assert 'first in fc1.weight' in out  # the wrapper names the parameter
+        assert 'nonfinite_skips' in out

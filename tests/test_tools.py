@@ -1,30 +1,23 @@
 """tools/train.py, tools/test.py and tools/dist_train.sh, run for real on the demo
 config and the Shapes data (end to end, in subprocesses)."""
 import glob
+import hashlib
 import json
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEMO = 'configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py'
-ZERO = 'configs/lion/demo/rtmdet_tiny_2xb8-lion-zero-24e_shapes.py'
+from helpers import DEMO, ZERO_DEMO, generate_shapes, python_tool, run_tool
+
 pytestmark = pytest.mark.slow
 
 
 def run(cmd, timeout=900, env=None):
-    env = dict(os.environ, **(env or {}))
-    env['PYTHONPATH'] = os.pathsep.join([ROOT, osp.join(ROOT, 'tests'),
-                                         env.get('PYTHONPATH', '')])
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env=env)
-    assert proc.returncode == 0, f'{cmd}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
-    return proc.stdout + proc.stderr
+    return run_tool(cmd, timeout=timeout, env=env)
 
 
 def scalars(work_dir):
@@ -33,20 +26,20 @@ def scalars(work_dir):
         return [json.loads(line) for line in f]
 
 
-def test_dist_train_two_cpu_processes_zero_sharded(tmp_path):
+def test_dist_train_two_cpu_processes_zero_sharded(tmp_path, shapes_data):
     """The ZeRO config on 2 CPU processes: the replicas stay identical, and the
     checkpoint (gathered from both shards) holds Lion's state for every parameter."""
     work_dir = str(tmp_path / 'dist')
     config = tmp_path / 'dist_config.py'
     config.write_text(
-        f"_base_ = '{osp.join(ROOT, ZERO)}'\n"
+        f"_base_ = '{ZERO_DEMO}'\n"
         "custom_imports = dict(imports=['mmlion', '_rank_params_hook'])\n"
         "custom_hooks = [dict(type='SaveRankParamsHook')]\n")
     out = run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', work_dir,
                '--cfg-options', 'train_dataloader.dataset.indices=32',
                'train_dataloader.batch_size=4', 'train_cfg.max_epochs=2',
                'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1'],
-              env=dict(PYTHON=sys.executable, PORT='29517'))
+              env=dict(PORT='29517'))
     assert 'Distributed training is not used' not in out
     assert 'SyncBN in the model config replaced' not in out  # the demo asks for BN
     assert 'Distributed training: True' in out and 'GPU number: 2' in out, out[-3000:]
@@ -74,7 +67,7 @@ def test_dist_train_two_cpu_processes_zero_sharded(tmp_path):
 MAP_FLOOR_8E = 0.35
 
 
-def test_demo_trains_loss_falls_and_clears_map_floor(tmp_path):
+def test_demo_trains_loss_falls_and_clears_map_floor(tmp_path, shapes_data):
     """tools/train.py, then tools/test.py on its last checkpoint."""
     work_dir = str(tmp_path / 'short')
     run([sys.executable, 'tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
@@ -91,3 +84,76 @@ def test_demo_trains_loss_falls_and_clears_map_floor(tmp_path):
     match = re.search(r'bbox mAP: ([0-9.]+)', out)
     assert match, out[-3000:]
     assert float(match.group(1)) >= MAP_FLOOR_8E, match.group(0)
+
+
+def _fingerprint(folder):
+    """Every file under ``folder`` with its SHA-256: byte-identical or not."""
+    found = {}
+    for top, _, files in os.walk(folder):
+        for name in files:
+            path = osp.join(top, name)
+            with open(path, 'rb') as f:
+                found[osp.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return found
+
+
+def _users_shapes_folder(tmp_path):
+    """A user's own dataset in a folder named shapes/ (the name the demo uses)."""
+    root = tmp_path / 'my_project' / 'data' / 'shapes'
+    (root / 'annotations').mkdir(parents=True)
+    (root / 'annotations' / 'instances_train.json').write_text('{"my": "labels"}')
+    (root / 'photo_0001.jpg').write_bytes(os.urandom(4096))
+    (root / 'notes.txt').write_text('three weeks of labelling')
+    return root
+
+
+def test_a_users_shapes_folder_survives_every_tool(tmp_path):
+    """train.py, test.py and dist_train.sh with a config whose data_root is a user's
+    folder named shapes/: each fails (the data is not what the config expects), and
+    every file of the folder stays byte-identical; the generator refuses it too."""
+    root = _users_shapes_folder(tmp_path)
+    before = _fingerprint(root)
+    config = tmp_path / 'users_config.py'
+    config.write_text(f"_base_ = '{DEMO}'\n"
+                      f"data_root = '{root}/'\n"
+                      "train_dataloader = dict(dataset=dict(data_root=data_root))\n"
+                      "val_dataloader = dict(dataset=dict(data_root=data_root))\n"
+                      "test_dataloader = val_dataloader\n"
+                      "val_evaluator = dict(ann_file=data_root + "
+                      "'annotations/instances_val.json')\n"
+                      "test_evaluator = val_evaluator\n")
+    work_dir = tmp_path / 'work'
+    out = python_tool('tools/train.py', config, '--work-dir', work_dir, expect_rc=None)
+    assert 'instances_val.json' in out or 'train/' in out  # check_config names what is missing
+    run_tool(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', str(work_dir)],
+             env=dict(PORT='29561'), expect_rc=None)
+    python_tool('tools/test.py', config, tmp_path / 'none.pth', '--work-dir', work_dir,
+                expect_rc=None)
+    out = python_tool('tools/dataset_converters/generate_shapes.py', root, expect_rc=None)
+    assert 'was not generated by mmlion' in out and str(root) in out
+    assert _fingerprint(root) == before
+
+
+def test_generator_owns_only_its_stamped_copy(tmp_path):
+    """A fresh folder is generated and stamped; an intact copy is left alone; a file a
+    user adds, or one they change, makes the generator refuse and touch nothing."""
+    root = str(tmp_path / 'shapes')
+    generate_shapes(root)
+    stamped = _fingerprint(root)
+    assert '.mmlion-stamp.json' in stamped and 'annotations/instances_val.json' in stamped
+    generate_shapes(root)  # intact and current: a no-op
+    assert _fingerprint(root) == stamped
+    (tmp_path / 'shapes' / 'mine.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match='mine.txt'):
+        generate_shapes(root)
+    os.remove(osp.join(root, 'mine.txt'))
+    with open(osp.join(root, 'train', '00001.png'), 'ab') as f:
+        f.write(b'edited')
+    edited = _fingerprint(root)
+    with pytest.raises(FileExistsError, match='changed'):
+        generate_shapes(root)
+    assert _fingerprint(root) == edited
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    generate_shapes(str(empty))  # an empty folder is fine
+    assert _fingerprint(str(empty)).keys() == stamped.keys()

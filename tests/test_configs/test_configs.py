@@ -12,9 +12,9 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import PARAM_SCHEDULERS, init_default_scope
 from mmengine.utils import import_modules_from_strings
 
+from helpers import ROOT
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LEAVES = sorted(glob.glob(osp.join(ROOT, 'configs', 'lion', '**', '*.py'), recursive=True))
 SCHEDULES = sorted(glob.glob(osp.join(ROOT, 'configs', '_base_', 'schedules', '*.py')))
 LION_LEAVES = [c for c in LEAVES if 'adamw' not in osp.basename(c)]

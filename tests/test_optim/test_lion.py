@@ -368,9 +368,9 @@ def test_functional_matches_class():
 
 def test_unbuilt_kernel_falls_back_with_one_message(monkeypatch):
     monkeypatch.setattr(_ext, '_loaded', True)
-    monkeypatch.setattr(_ext, '_kernel', None)
+    monkeypatch.setattr(_ext, '_module', None)
     monkeypatch.setattr(_ext, '_error', 'mmlion._C could not be imported: test')
-    monkeypatch.setattr(lion_module, '_warned_unbuilt', False)
+    monkeypatch.setattr(_ext, '_warned', False)
     base = make_params()
     a, b = clone(base), clone(base)
     with warnings.catch_warnings(record=True) as caught:

@@ -137,7 +137,8 @@ def test_guard_survives_copy_pickle_and_state_dict():
     grads[0].view(-1)[0] = float('nan')
     _step(optimizer, params, grads)
     for clone in (copy.deepcopy(optimizer), pickle.loads(pickle.dumps(optimizer))):
-        assert clone.nonfinite_guard.max_consecutive == 5
+        assert clone.defaults['max_consecutive_skips'] == 5
+        assert clone.param_groups[0]['skip_nonfinite'] is True
         assert clone.nonfinite_guard.skipped == 1
     fresh = Lion(params, skip_nonfinite=True, max_consecutive_skips=5)
     fresh.load_state_dict(optimizer.state_dict())
@@ -154,8 +155,9 @@ def test_guard_settings_are_checked():
             Lion([p], skip_nonfinite=True, max_consecutive_skips=bad)
     with pytest.raises(ValueError, match="skip_nonfinite='yes'"):
         Lion([p], skip_nonfinite='yes')
-    with pytest.raises(ValueError, match='max_consecutive_skips=0'):
-        NonFiniteGuard(0)
+    with pytest.raises(ValueError, match='skip_nonfinite=False in param group 1'):
+        Lion([dict(params=[p]), dict(params=[torch.nn.Parameter(torch.ones(1)),],
+                                     skip_nonfinite=False)], skip_nonfinite=True)
 
 
 def _state_dict_of(optimizer_class, params, grads, **kwargs):
