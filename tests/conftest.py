@@ -1,7 +1,7 @@
 """Fixtures shared by the test modules."""
 import pytest
 
-from helpers import generate_shapes
+from helpers import free_port, generate_shapes
 
 
 @pytest.fixture(scope='session')
@@ -10,3 +10,17 @@ def shapes_data():
     repository root, where the tests run), generated as tools/run_main.sh does:
     once, and a no-op when mmlion's intact copy is there."""
     return generate_shapes()
+
+
+@pytest.fixture(scope='session')
+def single_process_group():
+    """A real gloo process group of one process (ZeRO, DTensor meshes, the guard's
+    all-reduce), for tests that need torch.distributed without subprocesses."""
+    import torch.distributed as dist
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{free_port()}',
+                                rank=0, world_size=1)
+    yield dist.group.WORLD
+    if created:
+        dist.destroy_process_group()

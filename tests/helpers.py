@@ -3,6 +3,7 @@ a subprocess, loading a tool script as a module, and the demo's Shapes data."""
 import importlib.util
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 from typing import Dict, List, Optional
@@ -59,3 +60,10 @@ def load_tool(relative: str):
 def generate_shapes(root: str = SHAPES) -> str:
     """The demo's Shapes data, as tools/run_main.sh makes it."""
     return load_tool('tools/dataset_converters/generate_shapes.py').generate(root, quiet=True)
+
+
+def free_port() -> int:
+    """A TCP port no one listens on now, for a process group's rendezvous."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

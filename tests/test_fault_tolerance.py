@@ -222,9 +222,12 @@ def test_nan_gradient_is_skipped_and_logged_under_the_runner(tmp_path, name, opt
     clipping norm and without clipping) under the Runner, with accumulation."""
     config = write_config(tmp_path, name, optimizer=optimizer,
                           custom_hooks="[dict(type='PoisonGradHook', poison_iter=6)]")
+    with open(config) as f:
+        text = f.read().replace("type='OptimWrapper'", f"type='{wrapper}'")
+    with open(config, 'w') as f:
+        f.write(text.replace('clip_grad=dict(max_norm=1.0)', f'clip_grad={clip}'))
     # Iteration 6 ends an accumulation window of 3, so it is a step of its own.
-    out = train(config, tmp_path / name, '--cfg-options', f'optim_wrapper.type={wrapper}',
-                f'optim_wrapper.clip_grad={clip}')
+    out = train(config, tmp_path / name)
     before = load(tmp_path / name / 'before_poison.pth')
     after = load(tmp_path / name / 'after_poison.pth')
     for key, value in before['params'].items():

@@ -57,10 +57,6 @@ class ZeroRedundancyOptimizer(TorchZero):
         if optimizer_class is None:
             raise ValueError(f'Invalid optimizer_type: '
                              f'{unknown_optimizer("optimizer_type", optimizer_type)}')
-        for key in ('skip_nonfinite', 'max_consecutive_skips'):
-            if key in kwargs:
-                raise ValueError(f'Invalid {key}: pass it to ZeroRedundancyOptimizer, not '
-                                 f'the inner optimizer')
         self.skip_nonfinite = skip_nonfinite
         self.max_consecutive_skips = max_consecutive_skips
         self.nonfinite_guard = NonFiniteGuard(owner='ZeroRedundancyOptimizer')

@@ -87,6 +87,9 @@ def _check_optimizer(cfg: Config) -> None:
     if isinstance(counts, bool) or not isinstance(counts, int) or counts < 1:
         raise ConfigError(f'optim_wrapper.accumulative_counts={counts!r} (must be an int >= 1)')
     clip = optim_wrapper.get('clip_grad')
+    if clip is not None and not isinstance(clip, dict):
+        raise ConfigError(f'optim_wrapper.clip_grad={clip!r} (must be None or a dict such as '
+                          f'dict(max_norm=1.0))')
     if clip is not None:
         limit_key = 'clip_value' if clip.get('type') == 'value' else 'max_norm'
         limit = clip.get(limit_key)

@@ -61,17 +61,6 @@ def test_schedule_bases_are_lion_and_say_so(path):
     assert 'base_batch_size' in cfg.auto_scale_lr
 
 
-@pytest.fixture(scope='module')
-def single_process_group():
-    """ZeRO needs torch.distributed: a real gloo group of one process."""
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group('gloo', init_method='tcp://127.0.0.1:29561', rank=0,
-                                world_size=1)
-    yield
-    dist.destroy_process_group()
-
-
 @pytest.mark.parametrize('path', LEAVES, ids=rel)
 def test_leaf_builds_model_and_optimizer(path, single_process_group):
     cfg = load(path)

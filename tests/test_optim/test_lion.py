@@ -184,6 +184,107 @@ def test_tensor_lr_equals_float_lr(impl):
 
 
 @pytest.mark.parametrize('impl', IMPLS)
+@pytest.mark.parametrize('shape', [(), (1,), (1, 1)])
+@pytest.mark.parametrize('decoupled', [False, True])
+def test_tensor_lr_of_every_one_element_shape(impl, shape, decoupled):
+    """torch's optimizers take a one-element Tensor lr of any shape; so does each path."""
+    base = make_params()
+    a, b = clone(base), clone(base)
+    run(a, lr=2e-3, weight_decay=0.1, decoupled_weight_decay=decoupled, **impl_flags(impl))
+    run(b, lr=torch.full(shape, 2e-3, dtype=torch.float64), weight_decay=0.1,
+        decoupled_weight_decay=decoupled, **impl_flags(impl))
+    for pa, pb in zip(a, b):
+        torch.testing.assert_close(pb, pa, rtol=0, atol=1e-15)
+        assert pb.shape == pa.shape
+
+
+def test_every_option_survives_a_rebuild_from_defaults():
+    """MMEngine's FSDPStrategy rebuilds optimizers as type(opt)(params, **opt.defaults)."""
+    options = dict(lr=3e-4, betas=(0.95, 0.98), weight_decay=0.5, maximize=True,
+                   cautious=True, decoupled_weight_decay=True, state_dtype=torch.bfloat16,
+                   foreach=True, fused=False, skip_nonfinite=True, max_consecutive_skips=4)
+    params = make_params(torch.float32)
+    optimizer = Lion(params, **options)
+    import inspect
+    signature = inspect.signature(Lion).parameters
+    assert set(options) == {k for k in signature if k not in ('params', 'unknown')}
+    for copy_ in (type(optimizer)(params, **optimizer.defaults), copy.deepcopy(optimizer)):
+        for key, value in options.items():
+            assert copy_.defaults[key] == value, key
+            assert copy_.param_groups[0][key] == value, key
+    restored = Lion(params)
+    restored.load_state_dict(optimizer.state_dict())
+    for key, value in options.items():
+        assert restored.param_groups[0][key] == value, key
+
+
+@needs_kernel
+@pytest.mark.parametrize('param_dtype', [torch.float32, torch.bfloat16])
+def test_fused_bf16_state_is_the_exact_formula(param_dtype):
+    """fp32 arithmetic, each result rounded once to its storage dtype, no fused
+    multiply-add: computed here elementwise, bit for bit."""
+    gen = torch.Generator().manual_seed(0)
+    n = 70_001  # several chunks and a vector tail
+    p0 = torch.randn(n, generator=gen).to(param_dtype)
+    m0 = torch.randn(n, generator=gen).to(torch.bfloat16)
+    g = torch.randn(n, generator=gen).to(param_dtype)
+    g[7] = float('nan')
+    f32 = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
+    lr, b1, b2, decay = 1e-2, 0.9, 0.99, 0.999
+    update = torch.sign(m0.float() * f32(b1) + g.float() * f32(1 - b1))
+    expected_p = (p0.float() * f32(decay) + f32(-lr) * update).to(param_dtype)
+    expected_m = (m0.float() * f32(b2) + g.float() * f32(1 - b2)).to(torch.bfloat16)
+    p, m = p0.clone(), m0.clone()
+    assert _ext.fused_lion_kernel()([p], [g], [m], lr, b1, b2, decay, False, False)
+    assert torch.equal(p[~p.isnan()], expected_p[~expected_p.isnan()])
+    assert torch.equal(m.isnan(), expected_m.isnan()) and m.isnan().sum() == 1
+    assert torch.equal(m[~m.isnan()], expected_m[~expected_m.isnan()])
+
+
+@needs_kernel
+def test_kernels_hand_back_what_they_cannot_take():
+    """Meta tensors and tensor subclasses go back to Python, untouched, never into C++."""
+    kernel, finite = _ext.fused_lion_kernel(), _ext.all_finite_kernel()
+    meta = [torch.zeros(4, device='meta')]
+    assert kernel(meta, meta, meta, 1e-3, 0.9, 0.99, 1.0, False, False) is False
+    assert finite(meta) is None
+
+    class Wrapped(torch.Tensor):  # a Python-dispatch wrapper subclass, like DTensor
+        @staticmethod
+        def __new__(cls, inner):
+            return torch.Tensor._make_wrapper_subclass(cls, inner.shape, dtype=inner.dtype)
+
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            raise RuntimeError(f'{func} reached the wrapper')
+
+    wrapped = [Wrapped(torch.zeros(4))]
+    assert kernel(wrapped, wrapped, wrapped, 1e-3, 0.9, 0.99, 1.0, False, False) is False
+    assert finite(wrapped) is None
+    assert not _ext.kernel_takes(wrapped) and not _ext.kernel_takes(meta)
+    with pytest.raises(RuntimeError, match='plain CPU tensors only'):
+        lion(meta, meta, meta, fused=True, lr=1e-3, beta1=0.9, beta2=0.99, weight_decay=0.0)
+
+
+@pytest.mark.parametrize('options', [dict(), dict(skip_nonfinite=True), dict(fused=False)])
+def test_dtensor_params_never_crash(options, single_process_group):
+    """FSDP2's parameters are DTensors: Lion takes them (the Python paths), no crash,
+    the same result as plain tensors."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+    mesh = init_device_mesh('cpu', (1,))
+    gen = torch.Generator().manual_seed(0)
+    plain = torch.nn.Parameter(torch.randn(6, 4, generator=gen))
+    grad = torch.randn(6, 4, generator=gen)
+    sharded = torch.nn.Parameter(distribute_tensor(plain.detach().clone(), mesh, [Shard(0)]))
+    sharded.grad = distribute_tensor(grad.clone(), mesh, [Shard(0)])
+    plain.grad = grad.clone()
+    for p in (plain, sharded):
+        Lion([p], lr=1e-2, weight_decay=0.1, **options).step()
+    torch.testing.assert_close(sharded.detach().full_tensor(), plain.detach())
+
+
+@pytest.mark.parametrize('impl', IMPLS)
 def test_complex_equals_view_as_real_twin(impl):
     gen = torch.Generator().manual_seed(0)
     z = torch.nn.Parameter(torch.randn(50, generator=gen, dtype=torch.complex128))

@@ -241,3 +241,48 @@ def test_sparse_gradient_error_names_the_parameter():
     with pytest.raises(RuntimeError, match=r'param group 1, parameter 0 \(shape \(4,\)'):
         optimizer.step()
     assert torch.equal(q.detach(), torch.ones(4))
+
+
+def _rank_local_nan(rank, world_size, port, out_dir, entry):
+    """One rank of the test below: its own replica, its own gradients; rank 1's hold a
+    NaN in the second step."""
+    import torch.distributed as dist
+    from mmengine.optim import build_optim_wrapper
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                            world_size=world_size)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 3)
+    if entry == 'lion':
+        optimizer = Lion(model.parameters(), lr=1e-2, skip_nonfinite=True)
+        step = optimizer.step
+    else:
+        wrapper = build_optim_wrapper(model, dict(
+            type='mmlion.GuardedOptimWrapper', optimizer=dict(type='Lion', lr=1e-2),
+            clip_grad=dict(max_norm=1.0) if entry == 'wrapper_clip' else None))
+        step = wrapper.step
+    for index in range(3):
+        for p in model.parameters():
+            p.grad = torch.full_like(p, 0.5)
+            if index == 1 and rank == 1:
+                p.grad.view(-1)[0] = float('nan')
+        before = [p.detach().clone() for p in model.parameters()]
+        step()
+        moved = any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+        torch.save(dict(moved=moved, params=[p.detach() for p in model.parameters()]),
+                   f'{out_dir}/rank{rank}_step{index}.pth')
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('entry', ['lion', 'wrapper', 'wrapper_clip'])
+def test_a_nan_on_one_rank_makes_every_rank_skip(tmp_path, entry):
+    """Under sharding each rank sees only its gradients: the decision must be global,
+    or the replicas part ways. Two real gloo processes, no DDP to spread the NaN."""
+    import torch.multiprocessing as mp
+    from helpers import free_port
+    mp.spawn(_rank_local_nan, args=(2, free_port(), str(tmp_path), entry), nprocs=2)
+    for index, should_move in enumerate([True, False, True]):
+        ranks = [torch.load(tmp_path / f'rank{r}_step{index}.pth') for r in range(2)]
+        assert [r['moved'] for r in ranks] == [should_move] * 2, (entry, index)
+        for a, b in zip(ranks[0]['params'], ranks[1]['params']):
+            assert torch.equal(a, b), (entry, index)

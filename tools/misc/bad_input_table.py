@@ -34,6 +34,11 @@ INPUT = {
  'resume-auto-truncated': '`--resume` (auto) when `last_checkpoint` names a truncated file',
  'resume-other-optimizer': "`--resume` an AdamW run's checkpoint with Lion",
  'train-tool-truncated': '`tools/train.py CONFIG --resume TRUNCATED.pth`',
+ 'clip-grad-not-dict': "`clip_grad='max_norm=1'` (a string)",
+ 'guard-twice': '`GuardedOptimWrapper` around `Lion(skip_nonfinite=True)`',
+ 'fused-on-meta': '`fused=True` with meta tensors (or DTensors)',
+ 'generate-into-users-folder': "`generate_shapes.py` into a user's folder named `shapes/`",
+ 'foreign-checkpoint-in-work-dir': 'a checkpoint mmlion did not write, where it saves one',
 }
 WHERE = {}
 for c in t.CASES:
@@ -48,6 +53,14 @@ for c in t.CASES:
         WHERE[i] = '`Lion.step`, before any write'
     elif i == 'zero-without-dist':
         WHERE[i] = 'ZeRO constructor'
+    elif i == 'guard-twice':
+        WHERE[i] = '`GuardedOptimWrapper` constructor'
+    elif i == 'fused-on-meta':
+        WHERE[i] = '`lion(..., fused=True)`, before the kernel'
+    elif i == 'generate-into-users-folder':
+        WHERE[i] = 'the Shapes generator, before any write'
+    elif i == 'foreign-checkpoint-in-work-dir':
+        WHERE[i] = "`ResumableCheckpointHook`'s writer, before any write"
     else:
         WHERE[i] = '`Lion(...)` / `add_param_group`'
 rows = []
