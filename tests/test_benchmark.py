@@ -14,10 +14,13 @@ def test_benchmark_quick_prints_every_row(tmp_path):
                       'resnet50', 'small2000', '--json', out_json, '--plot', out_png,
                       timeout=600)
     for row in ('mmlion Lion (default)', 'mmlion Lion, skip_nonfinite',
-                'mmlion Lion fused, bf16 state', 'torch AdamW fused',
+                'mmlion Lion fused, bf16 state', 'OptimWrapper(Lion), clip_grad',
+                'GuardedOptimWrapper(Lion), clip_grad',
+                'GuardedOptimWrapper(Lion), no clipping', 'torch AdamW fused',
                 'torch AdamW foreach', 'torch SGD momentum fused'):
         assert out.count(f'| {row} |') == 3, row  # resnet50 x2 groupings, small2000 x1
     assert out.count('memory bandwidth') == 3
+    assert out.count('guard with clipping / clipping alone: ') == 3
     results = json.loads(out_json.read_text())['results']
     assert len(results) == 3
     for rows in results.values():

@@ -88,8 +88,10 @@ def timm_lion():
 
 def optimizer_factories(quick: bool) -> Dict[str, Tuple[str, Callable]]:
     """name -> (algorithm, factory(param_groups) -> optimizer)."""
-    from mmlion.optim import Lion
+    from mmengine.optim import OptimWrapper
+
     from mmlion import _ext
+    from mmlion.optim import GuardedOptimWrapper, Lion
     lion_kw = dict(lr=1e-4, weight_decay=1e-2)
     rows = {}
     if _ext.fused_lion_kernel() is not None:
@@ -99,6 +101,15 @@ def optimizer_factories(quick: bool) -> Dict[str, Tuple[str, Callable]]:
             'lion', lambda g: Lion(g, skip_nonfinite=True, **lion_kw))
         rows['mmlion Lion fused, bf16 state'] = (
             'lion', lambda g: Lion(g, fused=True, state_dtype=torch.bfloat16, **lion_kw))
+        # The guard as MMEngine users run it: clipping's total norm is reused, so the
+        # guarded row should cost what the unguarded one does (max_norm never scales).
+        clip = dict(max_norm=1e9)
+        rows['OptimWrapper(Lion), clip_grad'] = (
+            'lion', lambda g: OptimWrapper(Lion(g, **lion_kw), clip_grad=clip))
+        rows['GuardedOptimWrapper(Lion), clip_grad'] = (
+            'lion', lambda g: GuardedOptimWrapper(Lion(g, **lion_kw), clip_grad=clip))
+        rows['GuardedOptimWrapper(Lion), no clipping'] = (
+            'lion', lambda g: GuardedOptimWrapper(Lion(g, **lion_kw)))
     else:
         print(f'note: mmlion fused kernel not built ({_ext.load_error()})')
     if not quick:
@@ -152,8 +163,9 @@ class BandwidthProbe:
         return self.bytes / statistics.median(self.times)
 
 
-def state_bytes(optimizer: torch.optim.Optimizer) -> int:
+def state_bytes(optimizer) -> int:
     total = 0
+    optimizer = getattr(optimizer, 'optimizer', optimizer)  # an OptimWrapper's optimizer
     for state in optimizer.state.values():
         for value in state.values():
             if torch.is_tensor(value) and value.numel() > 1:
@@ -207,6 +219,26 @@ def print_table(title: str, rows: List[dict], bandwidth: float) -> None:
         vs_lucid = f"{r['ms'] / lucid:.2f}x" if lucid else '-'
         print(f"| {r['name']} | {r['ms']:.2f} | {vs_adamw} | {vs_lucid} | "
               f"{100 * limit_ms / r['ms']:.0f}% | {r['state_bytes_per_param']:.2f} |")
+
+
+# (row, the row it is measured against, what the ratio says): printed under each table.
+RATIOS = [
+    ('mmlion Lion fused, bf16 state', 'mmlion Lion (default)', 'bf16 state / fp32 state'),
+    ('mmlion Lion, skip_nonfinite', 'mmlion Lion (default)', 'guard in Lion / no guard'),
+    ('GuardedOptimWrapper(Lion), clip_grad', 'OptimWrapper(Lion), clip_grad',
+     'guard with clipping / clipping alone'),
+    ('GuardedOptimWrapper(Lion), no clipping', 'mmlion Lion (default)',
+     'guard without clipping / no guard'),
+]
+
+
+def print_ratios(rows: List[dict]) -> Dict[str, float]:
+    ms = {r['name']: r['ms'] for r in rows}
+    found = {label: ms[row] / ms[base] for row, base, label in RATIOS
+             if row in ms and base in ms}
+    if found:
+        print('\n' + ', '.join(f'{label}: {ratio:.2f}x' for label, ratio in found.items()))
+    return found
 
 
 def plot(results: Dict[str, List[dict]], path: str) -> None:
@@ -273,6 +305,7 @@ def main():
             rows, bandwidth = run_case(shapes, per_param, factories, args.steps,
                                        args.warmup, probe)
             print_table(title, rows, bandwidth)
+            print_ratios(rows)
             sys.stdout.flush()
             results[title] = rows
             bandwidths[title] = bandwidth
