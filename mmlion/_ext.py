@@ -37,8 +37,8 @@ _SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'lion_cpu.cpp')
 
 def cache_dir() -> str:
     """Where kernels compiled at first use are kept: one folder per torch and Python."""
-    root = os.environ.get('MMLION_EXT_CACHE') or osp.join(osp.expanduser('~'), '.cache',
-                                                           'mmlion')
+    root = (os.environ.get('MMLION_EXT_CACHE')
+            or osp.join(osp.expanduser('~'), '.cache', 'mmlion'))
     tag = f'torch-{torch.__version__}-py{sys.version_info[0]}{sys.version_info[1]}'
     return osp.join(root, tag.replace('+', '_'))
 

@@ -354,8 +354,8 @@ def _default_implementation(params: List[Tensor], grads: List[Tensor],
                             exp_avgs: List[Tensor]) -> Tuple[bool, bool]:
     """(fused, foreach) when the user set neither: the compiled kernel where it takes
     every tensor (the CPU), else torch's own choice (foreach on CUDA)."""
-    if _ext.fused_lion_kernel() is not None and _ext.kernel_takes([*params, *grads,
-                                                                    *exp_avgs]):
+    tensors = [*params, *grads, *exp_avgs]
+    if _ext.fused_lion_kernel() is not None and _ext.kernel_takes(tensors):
         return True, False
     if params and params[0].device.type == 'cpu':
         _ext.warn_unbuilt_once()

@@ -9,7 +9,7 @@ from mmengine.logging import MMLogger
 
 from mmlion import _ext
 from mmlion.optim import Lion
-from mmlion.optim.nonfinite import NonFiniteGuard, all_finite
+from mmlion.optim.nonfinite import all_finite
 
 BAD = [float('nan'), float('inf'), -float('inf')]
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The README's Lion-vs-AdamW figure and table, in one command: trains the demo's AdamW
+# docs/evidence.md's Lion-vs-AdamW figure and table, in one command: trains the demo's AdamW
 # twin and the Lion config converted from it (tools/misc/adamw_to_lion.py), one after
 # the other, under /usr/bin/time -v (wall time, peak RSS), then compares their logs.
 # About 10 minutes on 2 cores. Settings from the environment:
-#   EPOCHS   epochs per run (default 24, the README's)
+#   EPOCHS   epochs per run (default 24, as in docs/evidence.md)
 #   OUT      where runs, times and the figure go (default work_dirs/lion_vs_adamw)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

@@ -80,7 +80,7 @@ def simulate(cfg: Config, length: int) -> Dict[str, List[float]]:
     group = wrapper.optimizer.param_groups[0]
     values: Dict[str, List[float]] = dict(lr=[], beta1=[])
     # Stepping schedulers with no optimizer step in between is the point here.
-    warnings.filterwarnings('ignore', message='Detected call of `scheduler.step\(\)`')
+    warnings.filterwarnings('ignore', message=r'Detected call of `scheduler.step\(\)`')
     for _ in range(epochs):
         for _ in range(length):
             values['lr'].append(float(group['lr']))
