@@ -9,9 +9,10 @@ once: cached per torch and Python version under ``~/.cache/mmlion``, or
 the optimizer falls back to its PyTorch implementations, and :func:`load_error`
 says why, for the one warning users see. ``MMLION_NO_JIT=1`` skips the build.
 
-:func:`kernel_takes` is the one rule for what the kernels accept: plain, dense or
-strided CPU tensors (no tensor subclasses such as DTensor, no meta tensors). Anything
-else goes to the Python implementations, never to the kernel.
+The kernels take plain strided CPU tensors only (no tensor subclasses such as
+DTensor, no meta or sparse tensors, no other devices). They check that themselves, in
+C++, and hand anything else back untouched, so the caller can take another path;
+:func:`kernel_takes` is the same rule in Python, to name what was refused.
 """
 import os
 import os.path as osp

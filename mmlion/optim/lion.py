@@ -155,16 +155,19 @@ class Lion(Optimizer):
         check_state_dict(state_dict, self.param_groups)
         super().load_state_dict(self.nonfinite_guard.load_from(state_dict))
 
-    def _init_group(self, group: dict, index: int, params: List[Tensor], grads: List[Tensor],
-                    exp_avgs: List[Tensor]) -> None:
+    def _init_group(self, group: dict, index: int, bucket: tuple) -> None:
+        """Append the group's parameters with gradients, their gradients and their
+        momenta (created lazily) to the bucket's lists."""
+        params, grads, exp_avgs, _ = bucket
         state_dtype = group['state_dtype']
+        state = self.state
         for p in group['params']:
             grad = p.grad
             if grad is None:
                 continue
             if grad.is_sparse:
                 raise RuntimeError(sparse_grad_message(group, index, p))
-            p_state = self.state[p]
+            p_state = state[p]
             exp_avg = p_state.get('exp_avg')
             if exp_avg is None:
                 exp_avg = p_state['exp_avg'] = torch.zeros_like(
@@ -188,26 +191,36 @@ class Lion(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        first = self.param_groups[0]
+        if first['skip_nonfinite'] and not self._guard_allows_step(
+                first['max_consecutive_skips']):
+            return loss
         buckets: Dict[tuple, tuple] = {}
         for index, group in enumerate(self.param_groups):
-            hyper = _hyperparameters(group)
-            bucket = buckets.setdefault(_bucket_key(hyper), ([], [], [], hyper))
-            self._init_group(group, index, *bucket[:3])
-        first = self.param_groups[0]
-        if first['skip_nonfinite'] and not self.nonfinite_guard.should_step(
-                [g for bucket in buckets.values() for g in bucket[1]],
-                first['max_consecutive_skips'], describe=self._describe_grad):
-            return loss
+            key = _bucket_key(group)
+            bucket = buckets.get(key)
+            if bucket is None:
+                bucket = buckets[key] = ([], [], [], _hyperparameters(group))
+            self._init_group(group, index, bucket)
         for params, grads, exp_avgs, hyper in buckets.values():
             if params:
                 lion(params, grads, exp_avgs, **hyper)
         return loss
 
-    def _describe_grad(self, position: int) -> str:
-        with_grads = [(i, p) for i, g in enumerate(self.param_groups) for p in g['params']
-                      if p.grad is not None]
-        index, p = with_grads[position]
-        return f'param group {index}, parameter of shape {tuple(p.shape)}'
+    def _guard_allows_step(self, max_consecutive_skips: Optional[int]) -> bool:
+        """The non-finite guard over every gradient, before any state is touched."""
+        located = [(index, p) for index, group in enumerate(self.param_groups)
+                   for p in group['params'] if p.grad is not None]
+        for index, p in located:
+            if p.grad.is_sparse:
+                raise RuntimeError(sparse_grad_message(self.param_groups[index], index, p))
+
+        def describe(position: int) -> str:
+            index, p = located[position]
+            return f'param group {index}, parameter of shape {tuple(p.shape)}'
+
+        return self.nonfinite_guard.should_step([p.grad for _, p in located],
+                                                max_consecutive_skips, describe=describe)
 
 
 def _hyperparameters(group: dict) -> dict:
@@ -220,9 +233,15 @@ def _hyperparameters(group: dict) -> dict:
                 foreach=group['foreach'], fused=group['fused'])
 
 
-def _bucket_key(hyper: dict) -> tuple:
-    """Groups with equal hyperparameters share one call (tensors by identity)."""
-    return tuple(id(v) if isinstance(v, Tensor) else v for v in hyper.values())
+def _bucket_key(group: dict) -> tuple:
+    """Groups with equal hyperparameters share one call (Tensors by identity). Written
+    out, not looped: it runs once per group per step, and paramwise_cfg makes
+    thousands of groups."""
+    lr = group['lr']
+    initial_lr = group.get('initial_lr', lr) if group['decoupled_weight_decay'] else None
+    return (id(lr) if isinstance(lr, Tensor) else lr, group['betas'], group['weight_decay'],
+            id(initial_lr) if isinstance(initial_lr, Tensor) else initial_lr,
+            group['maximize'], group['cautious'], group['foreach'], group['fused'])
 
 
 def _decay_factor(lr, weight_decay: float, initial_lr):
@@ -331,14 +350,22 @@ def _fused_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     if kernel is None:
         raise RuntimeError(f'fused=True needs the compiled mmlion kernel, which is not '
                            f'available: {_ext.load_error()}')
-    tensors = [*params, *grads, *exp_avgs]
+    if not _run_kernel(kernel, params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2,
+                       weight_decay=weight_decay, initial_lr=initial_lr, maximize=maximize,
+                       cautious=cautious):
+        untaken = _ext.describe_untaken([*params, *grads, *exp_avgs])
+        raise RuntimeError(f'fused=True: mmlion has a fused kernel for plain CPU tensors only, '
+                           f'got {untaken}; use foreach=True')
+
+
+def _run_kernel(kernel, params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay,
+                initial_lr, maximize, cautious) -> bool:
+    """One call for the whole list. The kernel checks every tensor itself (cheaply, in
+    C++) and returns False, having touched nothing, when it cannot take one."""
     lr_value = float(lr)
     decay = float(_decay_factor(lr_value, weight_decay,
                                 None if initial_lr is None else float(initial_lr)))
-    if not (_ext.kernel_takes(tensors) and kernel(params, grads, exp_avgs, lr_value, beta1,
-                                                  beta2, decay, maximize, cautious)):
-        raise RuntimeError(f'fused=True: mmlion has a fused kernel for plain CPU tensors only, '
-                           f'got {_ext.describe_untaken(tensors)}; use foreach=True')
+    return kernel(params, grads, exp_avgs, lr_value, beta1, beta2, decay, maximize, cautious)
 
 
 def _as_real(params, grads, exp_avgs):
@@ -350,16 +377,6 @@ def _as_real(params, grads, exp_avgs):
     return as_real[:n], as_real[n:2 * n], as_real[2 * n:]
 
 
-def _default_implementation(params: List[Tensor], grads: List[Tensor],
-                            exp_avgs: List[Tensor]) -> Tuple[bool, bool]:
-    """(fused, foreach) when the user set neither: the compiled kernel where it takes
-    every tensor (the CPU), else torch's own choice (foreach on CUDA)."""
-    tensors = [*params, *grads, *exp_avgs]
-    if _ext.fused_lion_kernel() is not None and _ext.kernel_takes(tensors):
-        return True, False
-    if params and params[0].device.type == 'cpu':
-        _ext.warn_unbuilt_once()
-    return _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
 
 
 def lion(params: List[Tensor],
@@ -380,13 +397,23 @@ def lion(params: List[Tensor],
     See :class:`Lion` for the algorithm. ``initial_lr`` set (not None) means
     decoupled weight decay: the decay is ``weight_decay * lr / initial_lr``.
     """
+    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                 initial_lr=initial_lr, maximize=maximize, cautious=cautious)
     if fused is None and foreach is None:
-        fused, foreach = _default_implementation(params, grads, exp_avgs)
+        # The user chose neither: the compiled kernel where it takes every tensor
+        # (plain CPU tensors; it says so itself), else torch's own choice (foreach on
+        # CUDA, the for-loop for the rest, DTensors included).
+        kernel = _ext.fused_lion_kernel()
+        if kernel is not None and _run_kernel(kernel, params, grads, exp_avgs, **hyper):
+            return
+        if kernel is None and params and params[0].device.type == 'cpu':
+            _ext.warn_unbuilt_once()
+        fused, foreach = _default_to_fused_or_foreach(params, differentiable=False,
+                                                      use_fused=False)
     if fused:
         func = _fused_lion
     elif foreach:
         func = _multi_tensor_lion
     else:
         func = _single_tensor_lion
-    func(params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
-         initial_lr=initial_lr, maximize=maximize, cautious=cautious)
+    func(params, grads, exp_avgs, **hyper)

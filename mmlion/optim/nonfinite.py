@@ -42,14 +42,16 @@ def local_tensor(t: Tensor) -> Tensor:
 def found_nonfinite(tensors: Sequence[Tensor]) -> Tensor:
     """A one-element bool tensor: does any element of this rank's ``tensors`` hold a
     NaN, +Inf or -Inf? It stays on the tensors' device (no host sync)."""
-    tensors = [local_tensor(t) for t in tensors]
     if not tensors:
         return torch.zeros((), dtype=torch.bool)
     kernel = _ext.all_finite_kernel()
-    if kernel is not None and _ext.kernel_takes(tensors):
-        finite = kernel(tensors)  # None: the kernel handed the tensors back
-        if finite is not None:
-            return torch.tensor(not finite)
+    finite = kernel(tensors) if kernel is not None else None  # None: handed back
+    if finite is None and kernel is not None and any(hasattr(t, 'to_local') for t in tensors):
+        tensors = [local_tensor(t) for t in tensors]  # DTensors: check this rank's shards
+        finite = kernel(tensors)
+    if finite is not None:
+        return torch.tensor(not finite)
+    tensors = [local_tensor(t) for t in tensors]
     groups: Dict[tuple, List[Tensor]] = {}
     for t in tensors:
         if t.is_floating_point() or t.is_complex():

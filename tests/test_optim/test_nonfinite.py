@@ -286,3 +286,11 @@ def test_a_nan_on_one_rank_makes_every_rank_skip(tmp_path, entry):
         assert [r['moved'] for r in ranks] == [should_move] * 2, (entry, index)
         for a, b in zip(ranks[0]['params'], ranks[1]['params']):
             assert torch.equal(a, b), (entry, index)
+
+
+def test_a_skipped_first_step_creates_no_state():
+    params, grads = _model_and_grads()
+    optimizer = Lion(params, skip_nonfinite=True)
+    grads[0].view(-1)[0] = float('nan')
+    _step(optimizer, params, grads)
+    assert len(optimizer.state) == 0 and optimizer.nonfinite_guard.skipped == 1
