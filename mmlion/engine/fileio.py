@@ -9,6 +9,7 @@ file in the same folder, flushes and fsyncs it, and renames it over the target w
 new one, never a part. It replaces an existing file only when mmlion wrote it (the
 stamp rule of :mod:`mmlion.utils.ownership`). ``ResumableCheckpointHook`` uses it.
 """
+import logging
 import os
 import os.path as osp
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 from mmengine.fileio import LocalBackend, register_backend
+from mmengine.logging import print_log
 
 __all__ = ['AtomicLocalBackend', 'atomic_write', 'write_owned']
 
@@ -68,11 +70,29 @@ def write_owned(data: bytes, filepath: Union[str, Path]) -> None:
 
 @register_backend(BACKEND_NAME, force=True)
 class AtomicLocalBackend(LocalBackend):
-    """``LocalBackend`` with atomic ``put`` and ``put_text`` that replace only
-    mmlion's own files."""
+    """``LocalBackend`` whose writes are atomic and replace only mmlion's own files,
+    and whose ``remove`` deletes only mmlion's own files: every deletion MMEngine's
+    ``CheckpointHook`` makes (outdated checkpoints, the previous best one) goes
+    through it. A file that is not mmlion's is kept, with a warning."""
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
         write_owned(obj, filepath)
 
     def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
         write_owned(obj.encode(encoding), filepath)
+
+    def remove(self, filepath: Union[str, Path]) -> None:
+        from mmlion.utils.ownership import forget_written, is_owned_file
+        filepath = os.fspath(filepath)
+        if is_owned_file(filepath):
+            os.remove(filepath)
+            forget_written(filepath)
+        elif osp.lexists(filepath):
+            print_log(f'mmlion: kept {filepath!r}, which MMEngine asked to delete: mmlion did '
+                      f'not write it (or it changed since), so mmlion does not delete it.',
+                      logger='current', level=logging.WARNING)
+
+    def rmtree(self, dir_path: Union[str, Path]) -> None:
+        print_log(f'mmlion: kept the folder {os.fspath(dir_path)!r}, which MMEngine asked to '
+                  f'delete: mmlion deletes only single files it wrote.', logger='current',
+                  level=logging.WARNING)

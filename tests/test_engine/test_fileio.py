@@ -46,3 +46,17 @@ def test_a_foreign_stamp_file_is_not_taken_over(tmp_path):
     with pytest.raises(NotOwnedError, match='not mmlion'):
         write_owned(b'x', tmp_path / 'last_checkpoint')
     assert (tmp_path / STAMP_NAME).read_text() == '{"mine": true}'
+
+
+def test_remove_deletes_only_mmlions_own_files(tmp_path):
+    """Every deletion MMEngine's CheckpointHook makes (outdated and previous-best
+    checkpoints) goes through the backend's remove."""
+    backend = AtomicLocalBackend()
+    ours, theirs = tmp_path / 'best_epoch_1.pth', tmp_path / 'best_epoch_2.pth'
+    backend.put(b'ours', ours)
+    theirs.write_bytes(b'theirs')
+    backend.remove(ours)
+    backend.remove(theirs)
+    backend.rmtree(tmp_path)
+    assert not ours.exists() and not is_owned_file(ours)
+    assert theirs.read_bytes() == b'theirs'

@@ -18,7 +18,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
 from mmlion.registry import HOOKS
-from mmlion.utils.ownership import check_replaceable, forget_written, is_owned_file
+from mmlion.utils.ownership import check_replaceable
 from ..fileio import BACKEND_NAME, write_owned
 
 __all__ = ['ResumableCheckpointHook', 'get_rng_state', 'set_rng_state', 'mid_window']
@@ -188,16 +188,9 @@ class ResumableCheckpointHook(CheckpointHook):
         if not is_main_process():
             return
         write_owned(str(self.last_ckpt).encode(), osp.join(runner.work_dir, 'last_checkpoint'))
-        if outdated is not None:
-            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(outdated))
-            if is_owned_file(path):
-                self.file_backend.remove(path)
-                forget_written(path)
-            elif osp.lexists(path):
-                runner.logger.warning(
-                    f'ResumableCheckpointHook: kept {path!r} although max_keep_ckpts='
-                    f'{self.max_keep_ckpts} makes it outdated: mmlion did not write it (or '
-                    f'it changed since), so mmlion does not delete it.')
+        if outdated is not None:  # the backend deletes it only if mmlion wrote it
+            self.file_backend.remove(
+                self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(outdated)))
 
     # -- resuming ---------------------------------------------------------------------
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
