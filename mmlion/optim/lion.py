@@ -402,12 +402,14 @@ def lion(params: List[Tensor],
     if fused is None and foreach is None:
         # The user chose neither: the compiled kernel where it takes every tensor
         # (plain CPU tensors; it says so itself), else torch's own choice (foreach on
-        # CUDA, the for-loop for the rest, DTensors included).
-        kernel = _ext.fused_lion_kernel()
-        if kernel is not None and _run_kernel(kernel, params, grads, exp_avgs, **hyper):
-            return
-        if kernel is None and params and params[0].device.type == 'cpu':
-            _ext.warn_unbuilt_once()
+        # CUDA, the for-loop for the rest, DTensors included). Off the CPU the kernel
+        # is not tried at all: reading lr for it would sync with the device.
+        if params and params[0].device.type == 'cpu':
+            kernel = _ext.fused_lion_kernel()
+            if kernel is None:
+                _ext.warn_unbuilt_once()
+            elif _run_kernel(kernel, params, grads, exp_avgs, **hyper):
+                return
         fused, foreach = _default_to_fused_or_foreach(params, differentiable=False,
                                                       use_fused=False)
     if fused:

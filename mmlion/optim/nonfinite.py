@@ -111,7 +111,7 @@ class NonFiniteGuard:
         local = (~torch.isfinite(norm.detach()).all() if norm is not None
                  else found_nonfinite(grads))
         if not agree_across_ranks(local):
-            self.consecutive = 0
+            self.record_step()
             return True
         self.record_skip(max_consecutive, self._where(grads, describe))
         return False

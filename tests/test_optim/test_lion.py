@@ -266,6 +266,16 @@ def test_kernels_hand_back_what_they_cannot_take():
         lion(meta, meta, meta, fused=True, lr=1e-3, beta1=0.9, beta2=0.99, weight_decay=0.0)
 
 
+def test_default_path_never_reads_a_device_lr_on_the_host():
+    """Off the CPU the default dispatch must not read lr (on CUDA that is a sync per
+    step). Meta tensors stand in for a device here: reading one raises."""
+    meta = [torch.zeros(4, device='meta')]
+    lion(meta, [torch.zeros(4, device='meta')], [torch.zeros(4, device='meta')],
+         lr=torch.tensor(1e-3, device='meta'), beta1=0.9, beta2=0.99, weight_decay=0.1)
+    with pytest.raises(RuntimeError):  # the control: reading it does raise
+        float(torch.tensor(1e-3, device='meta'))
+
+
 @pytest.mark.parametrize('options', [dict(), dict(skip_nonfinite=True), dict(fused=False)])
 def test_dtensor_params_never_crash(options, single_process_group):
     """FSDP2's parameters are DTensors: Lion takes them (the Python paths), no crash,
