@@ -377,8 +377,6 @@ def _as_real(params, grads, exp_avgs):
     return as_real[:n], as_real[n:2 * n], as_real[2 * n:]
 
 
-
-
 def lion(params: List[Tensor],
          grads: List[Tensor],
          exp_avgs: List[Tensor],
