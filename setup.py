@@ -49,7 +49,10 @@ setup(
     package_data={'mmlion': ['csrc/*.cpp']},
     python_requires='>=3.8',
     install_requires=['torch', 'mmengine>=0.10.0'],
-    extras_require={'tests': ['pytest'], 'det': ['mmcv>=2.0.0rc4,<2.2.0', 'mmdet>=3.0.0']},
+    # triton: the fused GPU step (torch's CUDA wheels already bring it; the tests run its
+    # kernels on the CPU in Triton's interpreter).
+    extras_require={'tests': ['pytest', 'triton>=3.0'], 'gpu': ['triton>=3.0'],
+                    'det': ['mmcv>=2.0.0rc4,<2.2.0', 'mmdet>=3.0.0']},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     zip_safe=False,

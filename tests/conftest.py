@@ -1,5 +1,13 @@
 """Fixtures shared by the test modules."""
+import os
+
 import pytest
+import torch
+
+# Without a GPU, Triton kernels run on CPU tensors in Triton's interpreter; it must be
+# chosen before triton is first imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault('TRITON_INTERPRET', '1')
 
 from helpers import free_port, generate_shapes
 
@@ -24,3 +32,17 @@ def single_process_group():
     yield dist.group.WORLD
     if created:
         dist.destroy_process_group()
+
+
+@pytest.fixture
+def triton_device(monkeypatch):
+    """Where mmlion's Triton kernels run in this session: the GPU when there is one,
+    else CPU tensors in Triton's interpreter (``fused=True`` then takes CPU tensors
+    to the Triton kernel instead of the C++ one)."""
+    from mmlion.ops import lion_triton
+    assert lion_triton.available(), lion_triton.load_error()
+    if torch.cuda.is_available():
+        return torch.device('cuda')
+    assert os.environ.get('TRITON_INTERPRET') == '1'
+    monkeypatch.setattr(lion_triton, 'DEVICE_TYPES', {'cuda', 'cpu'})
+    return torch.device('cpu')

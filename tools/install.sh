@@ -19,8 +19,10 @@ PIP=("$PY" -m pip install --progress-bar off)
 TORCH_SPEC="torch==2.13.0"   # the CPU build on this project's machines
 # scikit-learn ships the digits data (UCI, 1797 images) that the Lion-vs-AdamW
 # convergence check trains on: data no one here made, with no download.
+# triton runs the fused GPU kernel's tests on the CPU, in its interpreter (TRITON_INTERPRET=1);
+# 3.6.0 is the version the CUDA torch wheels of the GPU machines bring (about 640 MB).
 STACK=("setuptools<80" wheel ninja numpy "mmengine==0.10.7" pycocotools pytest matplotlib
-       scikit-learn)
+       scikit-learn "triton==3.6.0")
 STAMP="$VENV/.mmlion-install-stamp"
 stamp_value() {
     cat "$ROOT/tools/install.sh" "$ROOT/setup.py" "$ROOT"/mmlion/csrc/*.cpp | sha256sum | cut -c1-16
@@ -29,7 +31,7 @@ stamp_value() {
 step() { printf '\n[mmlion install %s] %s\n' "$1" "${*:2}"; }
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] \
-    && "$PY" -c "import mmlion, mmdet, mmcv.ops; from mmlion import _C" 2>/dev/null; then
+    && "$PY" -c "import mmlion, mmdet, mmcv.ops, triton; from mmlion import _C" 2>/dev/null; then
     echo "[mmlion install] $VENV is up to date"
     exit 0
 fi

@@ -19,6 +19,7 @@ from torch.optim.optimizer import Optimizer, _default_to_fused_or_foreach
 from torch.utils._foreach_utils import _group_tensors_by_device_and_dtype
 
 from mmlion import _ext
+from mmlion.ops import lion_triton
 from .nonfinite import NonFiniteGuard
 from .validation import (DEFAULTS, check_not_shared, check_state_dict,
                          check_step_options_agree, check_unknown_kwargs, sparse_grad_message,
@@ -65,9 +66,14 @@ class Lion(Optimizer):
             stays in fp32. Defaults to None (the parameter's dtype).
         foreach (bool, optional): Use the multi-tensor ``torch._foreach_*``
             implementation. Defaults to None (chosen automatically).
-        fused (bool, optional): Use the compiled kernel that updates whole
-            tensor lists in one call. Defaults to None (chosen automatically:
-            fused where the kernel takes the tensors).
+        fused (bool, optional): Use a kernel that updates whole tensor lists in
+            one call: the compiled C++ kernel for CPU tensors, a Triton kernel for
+            CUDA tensors (reading lr, the GradScaler's ``grad_scale`` and
+            ``found_inf`` and the guard's verdict on the device: no host sync).
+            With ``fused=True`` a GradScaler hands the unscaling and the skip to the
+            step, as it does for torch's fused AdamW. Defaults to None (chosen
+            automatically: the C++ kernel where it takes the tensors, else
+            foreach on CUDA, until the Triton kernel has been measured on a GPU).
         skip_nonfinite (bool): Before each step, check every gradient and skip
             the whole step (parameters and ``exp_avg`` untouched) when any
             element is NaN or Inf; under ``torch.distributed`` all ranks decide
@@ -75,7 +81,9 @@ class Lion(Optimizer):
             ``'nonfinite'``). The same in every param group. Defaults to False.
         max_consecutive_skips (int, optional): With ``skip_nonfinite``, raise
             ``FloatingPointError`` after this many skipped steps in a row; None
-            never raises. Defaults to 10.
+            never raises. Defaults to 10. On the fused GPU path the guard decides
+            and counts on the device, and the limit is checked from a copy of the
+            counts that reaches the host without a sync, a step or two later.
 
     Example:
         >>> optim_wrapper = dict(
@@ -107,6 +115,7 @@ class Lion(Optimizer):
         validate_group(defaults)
         self.nonfinite_guard = NonFiniteGuard(owner='Lion')  # counts, not settings
         super().__init__(params, defaults)
+        self._step_supports_amp_scaling = bool(fused)
 
     def add_param_group(self, param_group: dict) -> None:
         if isinstance(param_group, dict) and self.param_groups:
@@ -142,6 +151,7 @@ class Lion(Optimizer):
         for group in self.param_groups:
             for key, value in DEFAULTS.items():
                 group.setdefault(key, value)
+        self._step_supports_amp_scaling = bool(self.defaults.get('fused'))
 
     def state_dict(self) -> dict:
         state_dict = super().state_dict()
@@ -192,9 +202,18 @@ class Lion(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         first = self.param_groups[0]
-        if first['skip_nonfinite'] and not self._guard_allows_step(
-                first['max_consecutive_skips']):
-            return loss
+        # Set by a GradScaler for this step when _step_supports_amp_scaling (fused=True).
+        grad_scale = getattr(self, 'grad_scale', None)
+        found_inf = getattr(self, 'found_inf', None)
+        if first['skip_nonfinite']:
+            if self._steps_on_device():
+                found_inf = self.nonfinite_guard.skip_flag_on_device(
+                    [p.grad for _, p in self._located_grads()],
+                    first['max_consecutive_skips'], found_inf=found_inf)
+            elif found_inf is not None and bool(found_inf):
+                return loss  # the GradScaler's overflow, not the guard's to count
+            elif not self._guard_allows_step(first['max_consecutive_skips']):
+                return loss
         buckets: Dict[tuple, tuple] = {}
         for index, group in enumerate(self.param_groups):
             key = _bucket_key(group)
@@ -204,16 +223,30 @@ class Lion(Optimizer):
             self._init_group(group, index, bucket)
         for params, grads, exp_avgs, hyper in buckets.values():
             if params:
-                lion(params, grads, exp_avgs, **hyper)
+                lion(params, grads, exp_avgs, **hyper, grad_scale=grad_scale,
+                     found_inf=found_inf)
         return loss
 
-    def _guard_allows_step(self, max_consecutive_skips: Optional[int]) -> bool:
-        """The non-finite guard over every gradient, before any state is touched."""
+    def _steps_on_device(self) -> bool:
+        """True when every group is fused and the gradients are where the Triton kernel
+        runs: it skips on a flag on the device, so the guard need not sync."""
+        if not all(group['fused'] for group in self.param_groups):
+            return False
+        return any(lion_triton.runs_on(p.device) for _, p in self._located_grads()[:1])
+
+    def _located_grads(self) -> List[tuple]:
+        """(group index, parameter) for every parameter with a gradient; a sparse
+        gradient is an error naming its group."""
         located = [(index, p) for index, group in enumerate(self.param_groups)
                    for p in group['params'] if p.grad is not None]
         for index, p in located:
             if p.grad.is_sparse:
                 raise RuntimeError(sparse_grad_message(self.param_groups[index], index, p))
+        return located
+
+    def _guard_allows_step(self, max_consecutive_skips: Optional[int]) -> bool:
+        """The non-finite guard over every gradient, before any state is touched."""
+        located = self._located_grads()
 
         def describe(position: int) -> str:
             index, p = located[position]
@@ -354,8 +387,8 @@ def _fused_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
                        weight_decay=weight_decay, initial_lr=initial_lr, maximize=maximize,
                        cautious=cautious):
         untaken = _ext.describe_untaken([*params, *grads, *exp_avgs])
-        raise RuntimeError(f'fused=True: mmlion has a fused kernel for plain CPU tensors only, '
-                           f'got {untaken}; use foreach=True')
+        raise RuntimeError(f'fused=True: mmlion has fused kernels for plain CPU tensors and '
+                           f'(with Triton) CUDA tensors, got {untaken}; use foreach=True')
 
 
 def _run_kernel(kernel, params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay,
@@ -377,6 +410,19 @@ def _as_real(params, grads, exp_avgs):
     return as_real[:n], as_real[n:2 * n], as_real[2 * n:]
 
 
+def _unscale_or_skip(grads: List[Tensor], grad_scale: Optional[Tensor],
+                     found_inf: Optional[Tensor]) -> bool:
+    """GradScaler's contract with optimizers that take its ``grad_scale`` and
+    ``found_inf`` (``_step_supports_amp_scaling``), for the implementations that do
+    not read them on the device: False (skip) when ``found_inf`` is set, else the
+    gradients unscaled in place, as ``GradScaler.unscale_`` leaves them."""
+    if found_inf is not None and bool(found_inf):
+        return False
+    if grad_scale is not None:
+        torch._foreach_div_(grads, grad_scale.reshape(()))
+    return True
+
+
 def lion(params: List[Tensor],
          grads: List[Tensor],
          exp_avgs: List[Tensor],
@@ -389,14 +435,26 @@ def lion(params: List[Tensor],
          weight_decay: float,
          initial_lr=None,
          maximize: bool = False,
-         cautious: bool = False) -> None:
+         cautious: bool = False,
+         grad_scale: Optional[Tensor] = None,
+         found_inf: Optional[Tensor] = None) -> None:
     """Functional API that performs the Lion computation in place.
 
     See :class:`Lion` for the algorithm. ``initial_lr`` set (not None) means
     decoupled weight decay: the decay is ``weight_decay * lr / initial_lr``.
+    ``grad_scale`` and ``found_inf`` are a GradScaler's (as for torch's fused
+    AdamW): the gradients are divided by ``grad_scale``, and nothing changes when
+    ``found_inf`` is nonzero; the GPU kernel reads both on the device.
     """
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
                  initial_lr=initial_lr, maximize=maximize, cautious=cautious)
+    if fused and params and lion_triton.runs_on(params[0].device):
+        lion_triton.fused_lion_(params, grads, exp_avgs, **hyper, grad_scale=grad_scale,
+                                found_inf=found_inf)
+        return
+    if (grad_scale is not None or found_inf is not None) and not _unscale_or_skip(
+            grads, grad_scale, found_inf):
+        return
     if fused is None and foreach is None:
         # The user chose neither: the compiled kernel where it takes every tensor
         # (plain CPU tensors; it says so itself), else torch's own choice (foreach on

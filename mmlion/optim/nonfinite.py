@@ -27,7 +27,7 @@ from torch import Tensor
 
 from mmlion import _ext
 
-__all__ = ['STATE_KEY', 'NonFiniteGuard', 'found_nonfinite', 'agree_across_ranks',
+__all__ = ['STATE_KEY', 'NonFiniteGuard', 'found_nonfinite', 'agree_across_ranks', 'any_rank',
            'all_finite', 'local_tensor']
 
 STATE_KEY = 'nonfinite'  # where the guard's counts live in an optimizer's state dict
@@ -73,17 +73,41 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def agree_across_ranks(found: Tensor) -> bool:
-    """True when ``found`` is set on any rank (one all-reduce of one element under
-    ``torch.distributed``; every rank must call it)."""
+def any_rank(found: Tensor) -> Tensor:
+    """``found`` OR-ed over the ranks, as an int32 flag on the device (one all-reduce
+    of one element under ``torch.distributed``; every rank must call it; no host
+    sync)."""
+    flag = found.detach().reshape(()).to(torch.int32)
     if _distributed():
-        device = found.device
-        if dist.get_backend() == 'nccl' and device.type != 'cuda':
-            device = torch.device('cuda', torch.cuda.current_device())
-        flag = found.detach().reshape(()).to(device=device, dtype=torch.int32)
+        if dist.get_backend() == 'nccl' and flag.device.type != 'cuda':
+            flag = flag.to(torch.device('cuda', torch.cuda.current_device()))
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        found = flag
-    return bool(found)
+    return flag
+
+
+def agree_across_ranks(found: Tensor) -> bool:
+    """True when ``found`` is set on any rank (a host sync off the CPU)."""
+    return bool(any_rank(found))
+
+
+class _HostCopy:
+    """A copy of a small device tensor on its way to the host, read only once it has
+    arrived: no sync (pinned memory and an event on CUDA; at once elsewhere)."""
+
+    def __init__(self, values: Tensor):
+        if values.device.type == 'cuda':
+            self.host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+            self.host.copy_(values, non_blocking=True)
+            self.event = torch.cuda.Event()
+            self.event.record()
+        else:
+            self.host, self.event = values.clone(), None
+
+    def ready(self) -> bool:
+        return self.event is None or self.event.query()
+
+    def tolist(self) -> list:
+        return self.host.tolist()
 
 
 class NonFiniteGuard:
@@ -98,6 +122,9 @@ class NonFiniteGuard:
         self.owner = owner
         self.skipped = 0        # steps skipped in total
         self.consecutive = 0    # steps skipped since the last good one
+        # On the device (skip_flag_on_device): skipped, consecutive, longest run.
+        self._device_counts: Optional[Tensor] = None
+        self._in_flight: Optional[_HostCopy] = None
 
     def should_step(self, grads: Sequence[Tensor], max_consecutive: Optional[int] = 10,
                     norm: Optional[Tensor] = None,
@@ -108,6 +135,7 @@ class NonFiniteGuard:
         exactly when some gradient is, so the gradients need not be read again.
         ``describe(i)`` names ``grads[i]`` in the log when it is the bad one.
         """
+        self.flush()
         local = (~torch.isfinite(norm.detach()).all() if norm is not None
                  else found_nonfinite(grads))
         if not agree_across_ranks(local):
@@ -142,11 +170,77 @@ class NonFiniteGuard:
     def record_step(self) -> None:
         self.consecutive = 0
 
+    # -- the guard without a host sync (the fused GPU step) ---------------------------
+    def skip_flag_on_device(self, grads: Sequence[Tensor], max_consecutive: Optional[int] = 10,
+                            found_inf: Optional[Tensor] = None) -> Tensor:
+        """The guard's verdict as a flag on the device, for a kernel that skips on it,
+        with no host sync: the ranks agree by an all-reduce, the counts stay on the
+        device, and a copy of them reaches the host without waiting. The log line and
+        ``max_consecutive`` are applied from that copy when it has arrived (a step or
+        two later on a GPU, at once on the CPU). A GradScaler's ``found_inf`` skips the
+        step too, but is not counted: an overflow is the scaler's to handle."""
+        found = any_rank(found_nonfinite(grads))
+        skip = found
+        if found_inf is not None:
+            overflow = found_inf.detach().reshape(()).to(found.device) != 0
+            found = found.bool() & ~overflow
+            skip = found | overflow
+        self._count_on_device(found)
+        self._poll(max_consecutive)
+        return skip
+
+    def _count_on_device(self, found: Tensor) -> None:
+        if self._device_counts is None or self._device_counts.device != found.device:
+            self.flush()
+            self._device_counts = torch.zeros(3, dtype=torch.int64, device=found.device)
+            for count, value in zip(self._device_counts, (self.skipped, self.consecutive,
+                                                          self.consecutive)):
+                count.fill_(value)  # a scalar fill: no copy, no sync
+        skipped, consecutive, longest = self._device_counts.unbind()
+        step = found.to(torch.int64)
+        skipped.add_(step)
+        consecutive.add_(step).mul_(step)
+        torch.maximum(longest, consecutive, out=longest)
+
+    def _poll(self, max_consecutive: Optional[int]) -> None:
+        if self._in_flight is None:
+            self._in_flight = _HostCopy(self._device_counts)
+        if self._in_flight.ready():
+            counts, self._in_flight = self._in_flight.tolist(), None
+            self._apply(counts, max_consecutive)
+
+    def _apply(self, counts: list, max_consecutive: Optional[int]) -> None:
+        """Log the skips a copy of the device counts shows, and raise when it shows a
+        run of ``max_consecutive`` of them."""
+        skipped, consecutive, longest = counts
+        if skipped > self.skipped:
+            print_log(f'{self.owner}: {skipped - self.skipped} step(s) skipped for non-finite '
+                      f'gradients (NaN or Inf), parameters and optimizer state unchanged by '
+                      f'them ({consecutive} in a row now, {skipped} in total)',
+                      logger='current', level=30)
+        self.skipped, self.consecutive = skipped, consecutive
+        if max_consecutive is not None and longest >= max_consecutive:
+            raise FloatingPointError(
+                f'{self.owner}: {longest} steps in a row had non-finite gradients '
+                f'(max_consecutive_skips={max_consecutive}); stopping. Those steps changed '
+                f'nothing; the guard counts on the device and can see this a step or two late. '
+                f'Lower the learning rate, add gradient clipping or check the data.')
+
+    def flush(self) -> None:
+        """Bring the device counts to the host (a sync; for saving, not per step)."""
+        if self._device_counts is not None:
+            self._in_flight = None
+            counts = self._device_counts.tolist()
+            self._device_counts = None
+            self._apply(counts, None)
+
     # -- the counts in an optimizer's state dict --------------------------------------
     def state_dict(self) -> dict:
+        self.flush()
         return dict(skipped=self.skipped, consecutive=self.consecutive)
 
     def load_state_dict(self, state: dict) -> None:
+        self._device_counts = self._in_flight = None
         self.skipped = int(state.get('skipped', 0))
         self.consecutive = int(state.get('consecutive', 0))
 

@@ -1,0 +1,244 @@
+"""The fused Lion step on the GPU: one Triton launch per list of tensors.
+
+:func:`fused_lion_` is what ``Lion(fused=True)`` runs for CUDA tensors. It checks
+what it is given (:func:`untaken`) and raises, touching nothing, on what it cannot
+take; it reads the learning rate, the GradScaler's ``grad_scale`` and ``found_inf``
+and the guard's skip flag on the device, so a step makes no host sync. Triton is
+imported at the first fused step, not with mmlion.
+
+Triton's interpreter (``TRITON_INTERPRET=1``) runs the same kernels on CPU tensors;
+the tests use it, by adding ``'cpu'`` to :data:`DEVICE_TYPES`, where no GPU is.
+"""
+from collections import OrderedDict
+from itertools import accumulate
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ['DEVICE_TYPES', 'available', 'load_error', 'runs_on', 'untaken', 'fused_lion_']
+
+DEVICE_TYPES = {'cuda'}  # where fused=True means the Triton kernel (ROCm is 'cuda' too)
+BLOCK = 1024             # elements per program: 4 KiB of each fp32 tensor
+NUM_WARPS = 4
+_TABLE_CACHE_SIZE = 32   # pointer tables kept on the device, most recent first
+
+_kernels = None
+_load_error: Optional[str] = None
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
+_SUPPORTED = (torch.float32, torch.bfloat16, torch.float16)
+_tables: 'OrderedDict[tuple, Tuple[Tensor, int, bool]]' = OrderedDict()
+
+
+def _load():
+    global _kernels, _load_error
+    if _kernels is None and _load_error is None:
+        try:
+            from mmlion.ops import lion_triton_kernels
+            _kernels = lion_triton_kernels
+        except Exception as error:  # triton absent or broken: say why at fused=True
+            _load_error = f'{type(error).__name__}: {error}'
+    return _kernels
+
+
+def available() -> bool:
+    """True when Triton imports and the kernels compile."""
+    return _load() is not None
+
+
+def load_error() -> str:
+    _load()
+    return _load_error or ''
+
+
+def runs_on(device: torch.device) -> bool:
+    """True when ``fused=True`` means this module's kernel for tensors on ``device``."""
+    return device.type in DEVICE_TYPES
+
+
+def untaken(params: Sequence[Tensor], grads: Sequence[Tensor],
+            exp_avgs: Sequence[Tensor]) -> Optional[str]:
+    """Why the kernel cannot take these lists (naming the first tensor it cannot
+    take), or None when it takes them all."""
+    if not (len(params) == len(grads) == len(exp_avgs)):
+        return (f'{len(params)} params, {len(grads)} grads and {len(exp_avgs)} exp_avgs '
+                f'(one of each per parameter)')
+    device = params[0].device if params else None
+    for i, trio in enumerate(zip(params, grads, exp_avgs)):
+        for role, t in zip(('param', 'grad', 'exp_avg'), trio):
+            if type(t) not in _PLAIN_TYPES or t.layout != torch.strided:
+                return f'{role} {i} is a {type(t).__name__} ({t.layout})'
+            if t.device != device or not runs_on(t.device):
+                return f'{role} {i} is on {t.device} (params[0] on {device})'
+            dtype = _real_dtype(t)
+            if dtype not in _SUPPORTED:
+                return f'{role} {i} is {t.dtype} (the kernel takes fp32, bf16 and fp16)'
+        param, grad, exp_avg = trio
+        if grad.dtype != param.dtype:
+            return f'grad {i} is {grad.dtype} and its param {param.dtype}'
+        if not (param.shape == grad.shape and param.numel() == exp_avg.numel()):
+            return (f'param {i} {tuple(param.shape)}, grad {tuple(grad.shape)} and exp_avg '
+                    f'{tuple(exp_avg.shape)} differ')
+    return None
+
+
+def _real_dtype(t: Tensor) -> torch.dtype:
+    return t.real.dtype if t.is_complex() else t.dtype
+
+
+def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
+                lr, beta1: float, beta2: float, weight_decay: float, initial_lr,
+                maximize: bool, cautious: bool, grad_scale: Optional[Tensor] = None,
+                found_inf: Optional[Tensor] = None) -> None:
+    """The Lion step over the lists, in place: one launch per (param dtype, state
+    dtype) pair (two with ``cautious``). ``grad_scale`` divides the gradients;
+    a nonzero ``found_inf`` (a device flag) makes the step write nothing."""
+    kernels = _load()
+    if kernels is None:
+        raise RuntimeError(f'fused=True on the GPU needs Triton, which failed to load '
+                           f'({_load_error}); pip install triton, or use foreach=True')
+    if not params:
+        return
+    reason = untaken(params, grads, exp_avgs)
+    if reason is not None:
+        raise RuntimeError(f'fused=True: the Triton Lion kernel cannot take these tensors: '
+                           f'{reason}; use foreach=True')
+    scalars = _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf)
+    for (param_dtype, state_dtype), (ps, gs, ms) in _by_dtype(params, grads, exp_avgs).items():
+        with _dense(ps, gs, ms) as (ps, gs, ms):
+            _launch(kernels, ps, gs, ms, param_dtype, state_dtype, scalars,
+                    maximize=maximize, cautious=cautious)
+
+
+def _by_dtype(params, grads, exp_avgs) -> dict:
+    """The lists split by (param dtype, exp_avg dtype), complex tensors viewed as real."""
+    groups: dict = {}
+    for p, g, m in zip(params, grads, exp_avgs):
+        if p.is_complex():
+            p, g = torch.view_as_real(p), torch.view_as_real(g)
+        if m.is_complex():
+            m = torch.view_as_real(m)
+        lists = groups.setdefault((p.dtype, m.dtype), ([], [], []))
+        for values, t in zip(lists, (p, g, m)):
+            values.append(t)
+    return groups
+
+
+class _dense:
+    """The lists with every (param, grad, exp_avg) trio sharing one dense layout, so
+    the kernel can walk raw memory; a trio that does not is worked on in contiguous
+    copies, written back on exit (rare: autograd gives grads their param's layout)."""
+
+    def __init__(self, ps, gs, ms):
+        self.lists = ([], [], [])
+        self.write_back = []
+        for p, g, m in zip(ps, gs, ms):
+            if not (_dense_layout(p) and g.stride() == p.stride()
+                    and m.stride() == p.stride()):
+                p_work, m_work = p.contiguous(), m.contiguous()
+                self.write_back += [(p, p_work), (m, m_work)]
+                p, g, m = p_work, g.contiguous(), m_work
+            for values, t in zip(self.lists, (p, g, m)):
+                values.append(t)
+
+    def __enter__(self):
+        return self.lists
+
+    def __exit__(self, *exc_info):
+        if exc_info[0] is None:
+            for original, work in self.write_back:
+                if work is not original:
+                    original.copy_(work)
+        return False
+
+
+def _dense_layout(t: Tensor) -> bool:
+    """True when ``t`` covers its memory without gaps or overlaps in a layout torch
+    makes (contiguous or channels-last)."""
+    return (t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+            or (t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d)))
+
+
+def _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf) -> dict:
+    """Kernel arguments for the hyperparameters. Tensors (lr, initial_lr, grad_scale,
+    found_inf) are passed as pointers and read on the device; when lr and initial_lr
+    are floats the decay factor is computed here in double precision, as the
+    for-loop's ``p.mul_(1 - lr * wd)`` does."""
+    lr_tensor = isinstance(lr, Tensor)
+    initial_tensor = isinstance(initial_lr, Tensor)
+    if not lr_tensor and not initial_tensor:
+        decay_mode = 0
+        decay = (1 - lr * weight_decay if initial_lr is None
+                 else 1 - weight_decay * lr / initial_lr)
+    else:
+        decay_mode, decay = (1 if initial_lr is None else 2), 1.0
+    return dict(
+        lr_ptr=lr if lr_tensor else None, lr_value=0.0 if lr_tensor else float(lr),
+        initial_lr_ptr=initial_lr if initial_tensor else None,
+        initial_lr_value=(float(initial_lr) if initial_lr is not None and not initial_tensor
+                          else 1.0),
+        weight_decay=float(weight_decay), decay_value=float(decay),
+        beta1=float(beta1), one_minus_beta1=1.0 - beta1,
+        beta2=float(beta2), one_minus_beta2=1.0 - beta2,
+        grad_scale_ptr=grad_scale, skip_ptr=found_inf,
+        LR_TENSOR=lr_tensor, DECAY=decay_mode, INITIAL_LR_TENSOR=initial_tensor,
+        UNSCALE=grad_scale is not None, SKIP=found_inf is not None)
+
+
+def _launch(kernels, ps, gs, ms, param_dtype, state_dtype, scalars: dict, *,
+            maximize: bool, cautious: bool) -> None:
+    table, n_blocks, aligned = _table(ps, gs, ms)
+    if n_blocks == 0:
+        return
+    n = len(ps)
+    placeholder = table  # for pointer arguments a launch does not read
+    args = dict(scalars)
+    for key in ('lr_ptr', 'initial_lr_ptr', 'grad_scale_ptr', 'skip_ptr'):
+        if args[key] is None:
+            args[key] = placeholder
+        else:
+            args[key] = args[key].reshape(())
+    dtypes = dict(PARAM=_TRITON_DTYPES()[param_dtype], STATE=_TRITON_DTYPES()[state_dtype])
+    shape = dict(ALIGNED=aligned, BLOCK=BLOCK, SEARCH_STEPS=max(1, n.bit_length()),
+                 num_warps=NUM_WARPS)
+    grid = (n_blocks,)
+    agree = placeholder
+    if cautious:
+        agree = torch.zeros(n, dtype=torch.int64, device=table.device)
+        kernels.agree_kernel[grid](
+            table, n, agree, args['beta1'], args['one_minus_beta1'], args['grad_scale_ptr'],
+            MAXIMIZE=maximize, UNSCALE=args['UNSCALE'], **dtypes, **shape)
+    kernels.lion_kernel[grid](table, n, agree_ptr=agree, MAXIMIZE=maximize, CAUTIOUS=cautious,
+                              **args, **dtypes, **shape)
+
+
+def _TRITON_DTYPES() -> dict:
+    import triton.language as tl
+    return {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
+
+
+def _table(ps: Sequence[Tensor], gs: Sequence[Tensor],
+           ms: Sequence[Tensor]) -> Tuple[Tensor, int, bool]:
+    """The int64 table the kernels read (see :mod:`.lion_triton_kernels`), the number
+    of programs to launch, and whether every pointer is 16-byte aligned. Tables are
+    cached on the device by their contents, so a training loop whose tensors stay
+    put copies nothing to the device after its first steps."""
+    pointers = [t.data_ptr() for t in ps] + [t.data_ptr() for t in gs] + \
+        [t.data_ptr() for t in ms]
+    numels = [t.numel() for t in ps]
+    device = ps[0].device
+    key = (device, *pointers, *numels)
+    cached = _tables.get(key)
+    if cached is not None:
+        _tables.move_to_end(key)
+        return cached
+    starts = list(accumulate((-(-n // BLOCK) for n in numels), initial=0))
+    host = torch.tensor(pointers + numels + starts, dtype=torch.int64,
+                        pin_memory=device.type == 'cuda')
+    table = host.to(device, non_blocking=True)
+    sizes = [n for n in numels] * 3
+    aligned = all(ptr % 16 == 0 for ptr, n in zip(pointers, sizes) if n)
+    cached = _tables[key] = (table, starts[-1], aligned)
+    if len(_tables) > _TABLE_CACHE_SIZE:
+        _tables.popitem(last=False)
+    return cached

@@ -1,0 +1,300 @@
+"""The fused GPU path (Triton): the same step as the for-loop for every option and
+dtype, the GradScaler's contract, the guard on the device, and what it refuses.
+
+Without a GPU these run the kernels on CPU tensors in Triton's interpreter (see the
+``triton_device`` fixture); with one, on CUDA.
+"""
+import copy
+
+import pytest
+import torch
+
+from mmlion.ops import lion_triton
+from mmlion.optim import Lion
+from mmlion.optim.lion import _single_tensor_lion, lion
+
+# Small enough for the interpreter, large enough for full and tail blocks.
+SHAPES = [(3, 4), (0,), (2 * lion_triton.BLOCK + 5,), (5,), (2, 3, 3, 3)]
+HYPER = dict(lr=1e-2, beta1=0.9, beta2=0.99, weight_decay=0.1, initial_lr=None,
+             maximize=False, cautious=False)
+# fp32 arithmetic in both, but the for-loop rounds the momentum's product before its
+# sum where the kernel may not: the last bit of fp32 may differ.
+FP32 = dict(rtol=1e-6, atol=1e-7)
+
+
+def tensors(device, dtype=torch.float32, state_dtype=None, seed=0, shapes=SHAPES):
+    gen = torch.Generator().manual_seed(seed)
+
+    def randn(shape, dt):
+        return torch.randn(shape, generator=gen).to(device=device, dtype=dt)
+    params = [randn(s, dtype) for s in shapes]
+    grads = [randn(s, dtype) for s in shapes]
+    exp_avgs = [randn(s, state_dtype or dtype) for s in shapes]
+    return params, grads, exp_avgs
+
+
+def cloned(lists):
+    return [[t.clone() for t in ts] for ts in lists]
+
+
+def reference_step(lists, **hyper):
+    """The for-loop on a float64 copy (the exact step), cast back to each dtype."""
+    exact = [[t.double() for t in ts] for ts in lists]
+    _single_tensor_lion(*exact, **hyper)
+    return [[e.to(t.dtype) for e, t in zip(es, ts)] for es, ts in zip(exact, lists)]
+
+
+OPTIONS = [dict(), dict(maximize=True), dict(cautious=True), dict(weight_decay=0.0),
+           dict(initial_lr=2e-2), dict(lr='tensor'), dict(lr='tensor', initial_lr='tensor'),
+           dict(lr='tensor(1,)', cautious=True, maximize=True)]
+
+
+def hyper_for(options, device):
+    hyper = dict(HYPER, **options)
+    for key in ('lr', 'initial_lr'):
+        if hyper[key] == 'tensor':
+            hyper[key] = torch.tensor(HYPER['lr'] * (2 if key == 'initial_lr' else 1),
+                                      device=device)
+        elif hyper[key] == 'tensor(1,)':
+            hyper[key] = torch.tensor([HYPER['lr']], device=device)
+    return hyper
+
+
+@pytest.mark.parametrize('options', OPTIONS, ids=str)
+def test_fp32_matches_the_for_loop(triton_device, options):
+    hyper = hyper_for(options, triton_device)
+    fused = tensors(triton_device)
+    loop = cloned(fused)
+    for step in range(3):
+        lion(*fused, fused=True, **hyper)
+        _single_tensor_lion(*loop, **hyper)
+    for a, b in zip(fused[0] + fused[2], loop[0] + loop[2]):
+        torch.testing.assert_close(a, b, **FP32)
+
+
+@pytest.mark.parametrize('dtype, state_dtype', [
+    (torch.bfloat16, None), (torch.float16, None), (torch.float32, torch.bfloat16),
+    (torch.bfloat16, torch.float32), (torch.float16, torch.bfloat16)])
+@pytest.mark.parametrize('options', [dict(), dict(cautious=True, maximize=True)], ids=str)
+def test_low_precision_is_fp32_arithmetic_rounded_once(triton_device, dtype, state_dtype,
+                                                       options):
+    lists = tensors(triton_device, dtype, state_dtype)
+    expected = reference_step(lists, **dict(HYPER, **options))
+    lion(*lists, fused=True, **dict(HYPER, **options))
+    for actual, wanted in zip(lists[0] + lists[2], expected[0] + expected[2]):
+        assert actual.dtype == wanted.dtype
+        if actual.dtype == torch.float32:
+            torch.testing.assert_close(actual, wanted, **FP32)
+            continue
+        # fp32 arithmetic rounded once to bf16/fp16: within a unit in the last place
+        # (eps * |x| is one or two of them) of the exact value.
+        ulps = torch.finfo(actual.dtype).eps * wanted.float().abs()
+        assert ((actual.float() - wanted.float()).abs() <= ulps).all()
+
+
+def test_sign_of_zero_is_zero(triton_device):
+    """Where the interpolation is exactly zero the parameter only decays (the
+    reference steps by 0; DeepSpeed's FusedLion steps by +lr)."""
+    p = torch.ones(8, device=triton_device)
+    g = torch.zeros(8, device=triton_device)
+    m = torch.zeros(8, device=triton_device)
+    lion([p], [g], [m], fused=True, **dict(HYPER, weight_decay=0.0))
+    assert torch.equal(p, torch.ones(8, device=triton_device))
+
+
+def test_many_tensors_and_empty_ones_in_one_launch(triton_device, monkeypatch):
+    gen = torch.Generator().manual_seed(0)
+    sizes = torch.randint(0, 4, (300,), generator=gen).tolist() + [0, 0]
+    lists = tensors(triton_device, shapes=[(n,) for n in sizes])
+    loop = cloned(lists)
+    launches = []
+    kernel = lion_triton._load().lion_kernel
+
+    class Counting:
+        def __getitem__(self, grid):
+            launches.append(grid)
+            return kernel[grid]
+    monkeypatch.setattr(lion_triton._load(), 'lion_kernel', Counting())
+    lion(*lists, fused=True, **HYPER)
+    _single_tensor_lion(*loop, **HYPER)
+    assert launches == [(sum(-(-n // lion_triton.BLOCK) for n in sizes),)]
+    for a, b in zip(lists[0] + lists[2], loop[0] + loop[2]):
+        torch.testing.assert_close(a, b, **FP32)
+
+
+def test_layouts_that_differ_are_written_back(triton_device):
+    """A transposed param with a contiguous grad: worked on in copies, written back."""
+    p = torch.randn(6, 4, device=triton_device).t()
+    g = torch.randn(4, 6, device=triton_device)
+    m = torch.randn(4, 6, device=triton_device)
+    loop = cloned([[p], [g], [m]])
+    lion([p], [g], [m], fused=True, **HYPER)
+    _single_tensor_lion(*loop, **HYPER)
+    torch.testing.assert_close(p, loop[0][0], **FP32)
+    torch.testing.assert_close(m, loop[2][0], **FP32)
+
+
+def test_found_inf_leaves_everything_bitwise_unchanged(triton_device):
+    lists = tensors(triton_device)
+    before = cloned(lists)
+    found_inf = torch.ones((), device=triton_device)
+    lion(*lists, fused=True, **dict(HYPER, cautious=True), found_inf=found_inf,
+         grad_scale=torch.full((), 1024.0, device=triton_device))
+    for a, b in zip(sum(lists, []), sum(before, [])):
+        assert torch.equal(a, b)
+
+
+def test_grad_scale_divides_the_gradients(triton_device):
+    lists = tensors(triton_device)
+    scale = 2.0 ** 12
+    scaled = cloned(lists)
+    scaled[1] = [g * scale for g in scaled[1]]
+    lion(*scaled, fused=True, **dict(HYPER, cautious=True),
+         grad_scale=torch.full((), scale, device=triton_device),
+         found_inf=torch.zeros((), device=triton_device))
+    _single_tensor_lion(*lists, **dict(HYPER, cautious=True))
+    for a, b in zip(scaled[0] + scaled[2], lists[0] + lists[2]):
+        torch.testing.assert_close(a, b, **FP32)
+
+
+def model_and_twin(device):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(),
+                                torch.nn.Linear(32, 2)).to(device)
+    return model, copy.deepcopy(model)
+
+
+def test_grad_scaler_hands_unscaling_and_skipping_to_the_step(triton_device):
+    """torch's GradScaler, as with fused AdamW: no unscale_ pass of its own, a skip on
+    overflow, the same parameters as unscaled training with the for-loop."""
+    model, twin = model_and_twin(triton_device)
+    fused = Lion(model.parameters(), lr=1e-2, fused=True)
+    loop = Lion(twin.parameters(), lr=1e-2, foreach=False)
+    assert fused._step_supports_amp_scaling and not loop._step_supports_amp_scaling
+    scaler = torch.amp.GradScaler(triton_device.type, init_scale=2.0 ** 10)
+    gen = torch.Generator().manual_seed(1)
+    for step in range(4):
+        x = torch.randn(4, 8, generator=gen).to(triton_device)
+        fused.zero_grad()
+        scaler.scale(model(x).sum()).backward()
+        if step == 2:  # an overflow: the step is skipped and the scale halves
+            model[0].weight.grad[0, 0] = float('inf')
+        before = [p.clone() for p in model.parameters()]
+        scaler.step(fused)
+        scaler.update()
+        if step == 2:
+            assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+            assert scaler.get_scale() == 2.0 ** 9
+            continue
+        loop.zero_grad()
+        twin(x).sum().backward()
+        loop.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, **FP32)
+
+
+def test_grad_scaler_after_unscale_for_clipping(triton_device):
+    """MMEngine's AmpOptimWrapper with clip_grad unscales first: the step then gets
+    found_inf but no grad_scale."""
+    model, twin = model_and_twin(triton_device)
+    fused = Lion(model.parameters(), lr=1e-2, fused=True)
+    loop = Lion(twin.parameters(), lr=1e-2, foreach=False)
+    scaler = torch.amp.GradScaler(triton_device.type, init_scale=2.0 ** 10)
+    x = torch.randn(4, 8).to(triton_device)
+    scaler.scale(model(x).sum()).backward()
+    scaler.unscale_(fused)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+    scaler.step(fused)
+    twin(x).sum().backward()
+    torch.nn.utils.clip_grad_norm_(twin.parameters(), 0.5)
+    loop.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, **FP32)
+
+
+def test_guard_skips_on_the_device_and_enforces_the_limit(triton_device):
+    model, twin = model_and_twin(triton_device)
+    fused = Lion(model.parameters(), lr=1e-2, fused=True, skip_nonfinite=True,
+                 max_consecutive_skips=3)
+    loop = Lion(twin.parameters(), lr=1e-2, foreach=False)
+    x = torch.randn(4, 8).to(triton_device)
+    for optimizer, net in ((fused, model), (loop, twin)):
+        net(x).sum().backward()
+        optimizer.step()
+    before = [p.clone() for p in model.parameters()]
+    state_before = [fused.state[p]['exp_avg'].clone() for p in model.parameters()]
+    raised = None
+    for step in range(6):
+        fused.zero_grad()
+        model(x).sum().backward()
+        model[2].bias.grad[0] = float('nan')
+        try:
+            fused.step()
+        except FloatingPointError as error:
+            raised = (step, str(error))
+            break
+    assert raised is not None and 'max_consecutive_skips=3' in raised[1]
+    # It may see the run a step or two late (on a GPU), never early.
+    assert 2 <= raised[0] <= 4
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert all(torch.equal(fused.state[p]['exp_avg'], m)
+               for p, m in zip(model.parameters(), state_before))
+    assert fused.state_dict()['nonfinite']['skipped'] == raised[0] + 1
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, **FP32)
+
+
+def test_guard_does_not_count_grad_scaler_overflows(triton_device):
+    model, _ = model_and_twin(triton_device)
+    fused = Lion(model.parameters(), lr=1e-2, fused=True, skip_nonfinite=True)
+    scaler = torch.amp.GradScaler(triton_device.type, init_scale=2.0 ** 10)
+    scaler.scale(model(torch.randn(4, 8).to(triton_device)).sum()).backward()
+    model[0].weight.grad[0, 0] = float('inf')
+    before = [p.clone() for p in model.parameters()]
+    scaler.step(fused)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert fused.state_dict()['nonfinite'] == dict(skipped=0, consecutive=0)
+
+
+@pytest.mark.parametrize('make, pattern', [
+    (lambda d: [torch.zeros(3, dtype=torch.float64, device=d)] * 3, 'float64'),
+    (lambda d: [torch.zeros(3, device=d), torch.zeros(3, dtype=torch.float16, device=d),
+                torch.zeros(3, device=d)], 'grad 0 is torch.float16'),
+    (lambda d: [torch.zeros(3, device=d), torch.zeros(4, device=d),
+                torch.zeros(3, device=d)], 'differ'),
+])
+def test_refuses_what_it_cannot_take_and_touches_nothing(triton_device, make, pattern):
+    p, g, m = make(triton_device)
+    before = [t.clone() for t in (p, g, m)]
+    with pytest.raises(RuntimeError, match=pattern):
+        lion([p], [g], [m], fused=True, **HYPER)
+    assert all(torch.equal(a, b) for a, b in zip((p, g, m), before))
+
+
+def test_pointer_tables_are_reused_while_tensors_stay_put(triton_device):
+    lists = tensors(triton_device)
+    first = lion_triton._table(*lists)
+    assert lion_triton._table(*lists) is first
+    moved = cloned(lists)
+    assert lion_triton._table(*moved) is not first
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
+@pytest.mark.parametrize('options', [dict(), dict(skip_nonfinite=True), dict(cautious=True)],
+                         ids=str)
+def test_no_host_sync_on_cuda(options):
+    """The fused step, with the guard and under a GradScaler, never waits for the GPU."""
+    model, _ = model_and_twin(torch.device('cuda'))
+    optimizer = Lion(model.parameters(), lr=torch.tensor(1e-3, device='cuda'), fused=True,
+                     **options)
+    scaler = torch.amp.GradScaler('cuda')
+    x = torch.randn(4, 8, device='cuda')
+    for warmup in (True, False):
+        scaler.scale(model(x).sum()).backward()
+        torch.cuda.set_sync_debug_mode('default' if warmup else 'error')
+        try:
+            optimizer.step()
+            scaler.step(optimizer)
+        finally:
+            torch.cuda.set_sync_debug_mode('default')
+        scaler.update()
