@@ -155,8 +155,11 @@ class _dense:
 def _dense_layout(t: Tensor) -> bool:
     """True when ``t`` covers its memory without gaps or overlaps in a layout torch
     makes (contiguous or channels-last)."""
-    return (t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
-            or (t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d)))
+    if t.is_contiguous():
+        return True
+    if t.dim() == 4:
+        return t.is_contiguous(memory_format=torch.channels_last)
+    return t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d)
 
 
 def _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf) -> dict:

@@ -8,6 +8,7 @@ import copy
 
 import pytest
 import torch
+from helpers import python_tool
 
 from mmlion.ops import lion_triton
 from mmlion.optim import Lion
@@ -298,3 +299,16 @@ def test_no_host_sync_on_cuda(options):
         finally:
             torch.cuda.set_sync_debug_mode('default')
         scaler.update()
+
+
+@pytest.mark.slow
+def test_compiles_for_sm90_with_128_bit_loads_and_stores():
+    """Compiled for an H100/H200 (no GPU needed), the full-block path moves each of
+    param, grad and exp_avg with 128-bit vector instructions in every variant."""
+    out = python_tool('tools/analysis_tools/inspect_triton_kernel.py', '--arch', '90',
+                      env={'TRITON_INTERPRET': '0'}, timeout=600)
+    rows = [line.split('|')[1:-1] for line in out.splitlines()
+            if line.startswith('| ') and not line.startswith(('| variant', '| ---'))]
+    assert len(rows) == 6, out
+    for name, loads_v4, _, stores_v4, _ in rows:
+        assert int(loads_v4) >= 3 and int(stores_v4) >= 2, (name, out)

@@ -7,11 +7,20 @@ parameter as MMEngine's ``paramwise_cfg`` makes) and on 2000 small tensors. The
 steps are interleaved (one step of each optimizer per round) and the median is
 reported, so machine noise hits every row alike. The machine's memory bandwidth
 is measured in the same process and each step is shown as a fraction of its
-bandwidth limit: Lion moves 20 bytes per fp32 parameter, AdamW 28, SGD 20.
+bandwidth limit: a step reads param and grad and writes param (3 x the param's
+bytes) and reads and writes its state (2 x the state's bytes): Lion moves 20 bytes
+per fp32 parameter, AdamW 28, SGD 20.
+
+On a GPU (``--device cuda``) steps are timed with CUDA events, the limit comes from
+a device-to-device copy, ViT-L/16 is added, and the rows are the GPU ones: mmlion's
+Triton kernel (``fused=True``) with and without the guard and a GradScaler, torch's
+fused AdamW and SGD, lion-pytorch with and without its Triton kernel, timm, and
+bitsandbytes' and DeepSpeed's Lion where they import.
 
 Example::
 
     python tools/analysis_tools/benchmark_optimizers.py --threads 2 --plot bench.png
+    python tools/analysis_tools/benchmark_optimizers.py --device cuda --dtype bf16
 """
 import argparse
 import importlib.util
@@ -50,6 +59,16 @@ def vit_b16_shapes() -> List[Tuple[int, ...]]:
     return shapes + [(d,), (d,), (1000, d), (1000,)]
 
 
+def vit_l16_shapes() -> List[Tuple[int, ...]]:
+    """timm's vit_large_patch16_224 parameter shapes: 296 tensors, 304 M parameters."""
+    d, h = 1024, 4096
+    shapes = [(1, 1, d), (1, 197, d), (d, 3, 16, 16), (d,)]
+    for _ in range(24):
+        shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,), (d,), (d,),
+                   (h, d), (h,), (d, h), (d,)]
+    return shapes + [(d,), (d,), (1000, d), (1000,)]
+
+
 def small_shapes(count: int = 2000) -> List[Tuple[int, ...]]:
     """``count`` small tensors of 64 to 4096 elements (a fixed sequence)."""
     return [(64 * (1 + (i * 37) % 64),) for i in range(count)]
@@ -58,11 +77,17 @@ def small_shapes(count: int = 2000) -> List[Tuple[int, ...]]:
 SHAPE_SETS: Dict[str, Callable[[], List[Tuple[int, ...]]]] = {
     'resnet50': resnet50_shapes,
     'vit_b16': vit_b16_shapes,
+    'vit_l16': vit_l16_shapes,
     'small2000': small_shapes,
 }
+DEFAULT_CASES = {'cpu': ['resnet50', 'vit_b16', 'small2000'], 'cuda': list(SHAPE_SETS)}
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
 
-# bytes moved per parameter by one step, for the bandwidth limit
-BYTES_PER_PARAM = {'lion': 20, 'adamw': 28, 'sgd': 20}
+
+def bytes_per_param(param_bytes: int, state_bytes: float) -> float:
+    """What one step moves per parameter: param and grad read and param written,
+    state read and written."""
+    return 3 * param_bytes + 2 * state_bytes
 
 
 def timm_lion():
@@ -86,36 +111,9 @@ def timm_lion():
     return importlib.import_module('timm.optim.lion').Lion
 
 
-def optimizer_factories(quick: bool) -> Dict[str, Tuple[str, Callable]]:
+def optimizer_factories(quick: bool, device: str) -> Dict[str, Tuple[str, Callable]]:
     """name -> (algorithm, factory(param_groups) -> optimizer)."""
-    from mmengine.optim import OptimWrapper
-
-    from mmlion import _ext
-    from mmlion.optim import GuardedOptimWrapper, Lion
-    lion_kw = dict(lr=1e-4, weight_decay=1e-2)
-    rows = {}
-    if _ext.fused_lion_kernel() is not None:
-        rows['mmlion Lion (default)'] = ('lion', lambda g: Lion(g, **lion_kw))
-        # The non-finite guard reads every gradient once more before the step.
-        rows['mmlion Lion, skip_nonfinite'] = (
-            'lion', lambda g: Lion(g, skip_nonfinite=True, **lion_kw))
-        rows['mmlion Lion fused, bf16 state'] = (
-            'lion', lambda g: Lion(g, fused=True, state_dtype=torch.bfloat16, **lion_kw))
-        # The guard as MMEngine users run it: clipping's total norm is reused, so the
-        # guarded row should cost what the unguarded one does (max_norm never scales).
-        clip = dict(max_norm=1e9)
-        rows['OptimWrapper(Lion), clip_grad'] = (
-            'lion', lambda g: OptimWrapper(Lion(g, **lion_kw), clip_grad=clip))
-        rows['GuardedOptimWrapper(Lion), clip_grad'] = (
-            'lion', lambda g: GuardedOptimWrapper(Lion(g, **lion_kw), clip_grad=clip))
-        rows['GuardedOptimWrapper(Lion), no clipping'] = (
-            'lion', lambda g: GuardedOptimWrapper(Lion(g, **lion_kw)))
-    else:
-        print(f'note: mmlion fused kernel not built ({_ext.load_error()})')
-    if not quick:
-        rows['mmlion Lion foreach'] = ('lion', lambda g: Lion(g, foreach=True, **lion_kw))
-        rows['mmlion Lion for-loop'] = (
-            'lion', lambda g: Lion(g, foreach=False, fused=False, **lion_kw))
+    rows = cuda_rows() if device == 'cuda' else cpu_rows(quick)
     rows['torch AdamW fused'] = ('adamw', lambda g: torch.optim.AdamW(g, lr=1e-3, fused=True))
     rows['torch AdamW foreach'] = ('adamw',
                                    lambda g: torch.optim.AdamW(g, lr=1e-3, foreach=True))
@@ -123,41 +121,163 @@ def optimizer_factories(quick: bool) -> Dict[str, Tuple[str, Callable]]:
         'sgd', lambda g: torch.optim.SGD(g, lr=1e-3, momentum=0.9, fused=True))
     if importlib.util.find_spec('lion_pytorch') is not None:
         from lion_pytorch import Lion as LucidLion
-        rows['lion-pytorch Lion'] = ('lion', lambda g: LucidLion(g, **lion_kw))
+        rows['lion-pytorch Lion'] = ('lion', lambda g: LucidLion(g, **LION_KW))
+        if device == 'cuda':
+            rows['lion-pytorch Lion, use_triton'] = (
+                'lion', lambda g: LucidLion(g, use_triton=True, **LION_KW))
     else:
         print('note: lion-pytorch is not installed; its row is skipped')
     TimmLion = timm_lion()
     if TimmLion is not None:
-        rows['timm Lion foreach'] = ('lion', lambda g: TimmLion(g, foreach=True, **lion_kw))
-        rows['timm Lion for-loop'] = ('lion', lambda g: TimmLion(g, foreach=False, **lion_kw))
+        rows['timm Lion foreach'] = ('lion', lambda g: TimmLion(g, foreach=True, **LION_KW))
+        rows['timm Lion for-loop'] = ('lion', lambda g: TimmLion(g, foreach=False, **LION_KW))
     else:
         print('note: timm is not installed; its rows are skipped')
+    if device == 'cuda':
+        rows.update(other_gpu_lions())
     return rows
 
 
-class BandwidthProbe:
-    """Times ``a += b`` on two 256 MiB fp32 buffers in each round.
+LION_KW = dict(lr=1e-4, weight_decay=1e-2)
 
-    An in-place update reads two arrays and writes one back into lines it has just
-    read: the traffic pattern of an optimizer step. Timed in the same rounds as the
-    optimizers, so the limit and the steps see the same machine; as STREAM does,
-    each round keeps the best of a few back-to-back calls, which makes the limit
-    high and the fractions below it conservative.
+
+def cpu_rows(quick: bool) -> Dict[str, Tuple[str, Callable]]:
+    from mmengine.optim import OptimWrapper
+
+    from mmlion import _ext
+    from mmlion.optim import GuardedOptimWrapper, Lion
+    rows = {}
+    if _ext.fused_lion_kernel() is not None:
+        rows['mmlion Lion (default)'] = ('lion', lambda g: Lion(g, **LION_KW))
+        # The non-finite guard reads every gradient once more before the step.
+        rows['mmlion Lion, skip_nonfinite'] = (
+            'lion', lambda g: Lion(g, skip_nonfinite=True, **LION_KW))
+        rows['mmlion Lion fused, bf16 state'] = (
+            'lion', lambda g: Lion(g, fused=True, state_dtype=torch.bfloat16, **LION_KW))
+        # The guard as MMEngine users run it: clipping's total norm is reused, so the
+        # guarded row should cost what the unguarded one does (max_norm never scales).
+        clip = dict(max_norm=1e9)
+        rows['OptimWrapper(Lion), clip_grad'] = (
+            'lion', lambda g: OptimWrapper(Lion(g, **LION_KW), clip_grad=clip))
+        rows['GuardedOptimWrapper(Lion), clip_grad'] = (
+            'lion', lambda g: GuardedOptimWrapper(Lion(g, **LION_KW), clip_grad=clip))
+        rows['GuardedOptimWrapper(Lion), no clipping'] = (
+            'lion', lambda g: GuardedOptimWrapper(Lion(g, **LION_KW)))
+    else:
+        print(f'note: mmlion fused kernel not built ({_ext.load_error()})')
+    if not quick:
+        rows['mmlion Lion foreach'] = ('lion', lambda g: Lion(g, foreach=True, **LION_KW))
+        rows['mmlion Lion for-loop'] = (
+            'lion', lambda g: Lion(g, foreach=False, fused=False, **LION_KW))
+    return rows
+
+
+class ScaledStep:
+    """A step through torch's GradScaler, as AMP training takes it. The scale is 1 and
+    never grows, so the shared gradients stay as they are from round to round."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.scaler = torch.amp.GradScaler('cuda', init_scale=1.0, growth_interval=10**9)
+
+    def step(self):
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
+def cuda_rows() -> Dict[str, Tuple[str, Callable]]:
+    from mmlion.optim import Lion
+    from mmlion.ops import lion_triton
+    rows = {'mmlion Lion (default)': ('lion', lambda g: Lion(g, **LION_KW))}
+    if lion_triton.available():
+        rows['mmlion Lion fused'] = ('lion', lambda g: Lion(g, fused=True, **LION_KW))
+        rows['mmlion Lion fused, skip_nonfinite'] = (
+            'lion', lambda g: Lion(g, fused=True, skip_nonfinite=True, **LION_KW))
+        rows['mmlion Lion fused, bf16 state'] = (
+            'lion', lambda g: Lion(g, fused=True, state_dtype=torch.bfloat16, **LION_KW))
+        rows['mmlion Lion fused, GradScaler'] = (
+            'lion', lambda g: ScaledStep(Lion(g, fused=True, **LION_KW)))
+    else:
+        print(f'note: Triton is not available ({lion_triton.load_error()})')
+    rows['mmlion Lion foreach'] = ('lion', lambda g: Lion(g, foreach=True, **LION_KW))
+    rows['mmlion Lion for-loop'] = (
+        'lion', lambda g: Lion(g, foreach=False, fused=False, **LION_KW))
+    rows['torch AdamW fused, GradScaler'] = (
+        'adamw', lambda g: ScaledStep(torch.optim.AdamW(g, lr=1e-3, fused=True)))
+    return rows
+
+
+def other_gpu_lions() -> Dict[str, Tuple[str, Callable]]:
+    """bitsandbytes' and DeepSpeed's Lion, where they import."""
+    rows = {}
+    try:
+        import bitsandbytes
+        rows['bitsandbytes Lion'] = (
+            'lion', lambda g: bitsandbytes.optim.Lion(g, **LION_KW))
+    except Exception as error:  # absent, or built for another CUDA
+        print(f'note: bitsandbytes Lion skipped ({type(error).__name__}: {error})')
+    try:
+        from deepspeed.ops.lion import FusedLion
+        rows['DeepSpeed FusedLion'] = ('lion', lambda g: FusedLion(g, **LION_KW))
+    except Exception as error:
+        print(f'note: DeepSpeed FusedLion skipped ({type(error).__name__}: {error})')
+    return rows
+
+
+class Timer:
+    """Times calls: the wall clock on the CPU; on a GPU, CUDA events around each call,
+    read after the round (:meth:`collect`), so timing adds no sync inside it."""
+
+    def __init__(self, device: str):
+        self.cuda = device == 'cuda'
+        self.pending: List[Tuple[List[float], object, object]] = []
+
+    def time(self, fn: Callable[[], object], into: List[float]) -> None:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(
+                enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            self.pending.append((into, start, end))
+        else:
+            start = time.perf_counter()
+            fn()
+            into.append(time.perf_counter() - start)
+
+    def collect(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+            for into, start, end in self.pending:
+                into.append(start.elapsed_time(end) / 1e3)
+            self.pending.clear()
+
+
+class BandwidthProbe:
+    """Times a memory-bound operation on two 256 MiB fp32 buffers in each round.
+
+    On the CPU it is ``a += b``: it reads two arrays and writes one back into lines it
+    has just read, the traffic pattern of an optimizer step; as STREAM does, each round
+    keeps the best of a few back-to-back calls, which makes the limit high and the
+    fractions below it conservative. On a GPU it is a device-to-device copy (bytes read
+    plus written). Timed in the same rounds as the optimizers, so the limit and the
+    steps see the same machine.
     """
 
-    def __init__(self, numel: int = 1 << 26):
-        self.a = torch.ones(numel)
-        self.b = torch.full((numel,), 1e-9)
-        self.bytes = 3 * 4 * numel
+    def __init__(self, numel: int = 1 << 26, device: str = 'cpu'):
+        self.a = torch.ones(numel, device=device)
+        self.b = torch.full((numel,), 1e-9, device=device)
+        self.copy = device == 'cuda'
+        self.bytes = (2 if self.copy else 3) * 4 * numel
         self.times: List[float] = []
 
-    def step(self, repeats: int = 3) -> None:
-        best = float('inf')
+    def step(self, timer: Timer, repeats: int = 3) -> None:
+        times: List[float] = []
+        operation = (lambda: self.a.copy_(self.b)) if self.copy else (lambda: self.a.add_(self.b))
         for _ in range(repeats):
-            start = time.perf_counter()
-            self.a.add_(self.b)
-            best = min(best, time.perf_counter() - start)
-        self.times.append(best)
+            timer.time(operation, times)
+        timer.collect()
+        self.times.append(min(times))
 
     def bandwidth(self) -> float:
         return self.bytes / statistics.median(self.times)
@@ -174,11 +294,13 @@ def state_bytes(optimizer) -> int:
 
 
 def run_case(shapes, per_param: bool, factories, steps: int, warmup: int,
-             probe: BandwidthProbe) -> Tuple[List[dict], float]:
+             probe: BandwidthProbe, device: str = 'cpu',
+             dtype: torch.dtype = torch.float32) -> Tuple[List[dict], float]:
     gen = torch.Generator().manual_seed(0)
-    params = [torch.nn.Parameter(torch.randn(s, generator=gen) * 0.02) for s in shapes]
+    params = [torch.nn.Parameter((torch.randn(s, generator=gen) * 0.02).to(device, dtype))
+              for s in shapes]
     for p in params:
-        p.grad = torch.randn(p.shape, generator=gen) * 1e-3
+        p.grad = (torch.randn(p.shape, generator=gen) * 1e-3).to(device, dtype)
     numel = sum(p.numel() for p in params)
     # A fresh list of group dicts for each optimizer: torch fills defaults into them.
     optimizers = {
@@ -187,34 +309,37 @@ def run_case(shapes, per_param: bool, factories, steps: int, warmup: int,
     for _ in range(warmup):
         for optimizer in optimizers.values():
             optimizer.step()
+    timer = Timer(device)
     times: Dict[str, List[float]] = {name: [] for name in optimizers}
     probe.times.clear()
     for _ in range(steps):
-        probe.step()
+        probe.step(timer)
         for name, optimizer in optimizers.items():
-            start = time.perf_counter()
-            optimizer.step()
-            times[name].append(time.perf_counter() - start)
+            timer.time(optimizer.step, times[name])
+        timer.collect()
     rows = []
     for name, optimizer in optimizers.items():
         rows.append(dict(name=name, algorithm=factories[name][0], numel=numel,
+                         param_bytes=params[0].element_size(),
                          ms=1e3 * statistics.median(times[name]),
                          state_bytes_per_param=state_bytes(optimizer) / numel))
     return rows, probe.bandwidth()
 
 
-def print_table(title: str, rows: List[dict], bandwidth: float) -> None:
+def print_table(title: str, rows: List[dict], bandwidth: float,
+                probe_name: str = 'a += b') -> None:
     ref = {r['name']: r['ms'] for r in rows}
     adamw = ref.get('torch AdamW fused')
     lucid = ref.get('lion-pytorch Lion')
     print(f'\n### {title}\n')
-    print(f'memory bandwidth (a += b, fp32, best of 3 per round, median over the same rounds): '
-          f'{bandwidth / 1e9:.1f} GB/s\n')
+    print(f'memory bandwidth ({probe_name}, fp32, best of 3 per round, median over the same '
+          f'rounds): {bandwidth / 1e9:.1f} GB/s\n')
     print('| optimizer | ms/step | vs AdamW fused | vs lion-pytorch | % of bandwidth limit '
           '| state bytes/param |')
     print('| --- | ---: | ---: | ---: | ---: | ---: |')
     for r in rows:
-        limit_ms = 1e3 * BYTES_PER_PARAM[r['algorithm']] * r['numel'] / bandwidth
+        moved = bytes_per_param(r['param_bytes'], r['state_bytes_per_param'])
+        limit_ms = 1e3 * moved * r['numel'] / bandwidth
         vs_adamw = f"{r['ms'] / adamw:.2f}x" if adamw else '-'
         vs_lucid = f"{r['ms'] / lucid:.2f}x" if lucid else '-'
         print(f"| {r['name']} | {r['ms']:.2f} | {vs_adamw} | {vs_lucid} | "
@@ -224,6 +349,10 @@ def print_table(title: str, rows: List[dict], bandwidth: float) -> None:
 # (row, the row it is measured against, what the ratio says): printed under each table.
 RATIOS = [
     ('mmlion Lion fused, bf16 state', 'mmlion Lion (default)', 'bf16 state / fp32 state'),
+    ('mmlion Lion fused', 'torch AdamW fused', 'Lion fused / AdamW fused'),
+    ('mmlion Lion fused, skip_nonfinite', 'mmlion Lion fused', 'guard on the GPU / no guard'),
+    ('mmlion Lion fused, GradScaler', 'torch AdamW fused, GradScaler',
+     'Lion fused / AdamW fused, both under GradScaler'),
     ('mmlion Lion, skip_nonfinite', 'mmlion Lion (default)', 'guard in Lion / no guard'),
     ('GuardedOptimWrapper(Lion), clip_grad', 'OptimWrapper(Lion), clip_grad',
      'guard with clipping / clipping alone'),
@@ -269,11 +398,14 @@ def plot(results: Dict[str, List[dict]], path: str) -> None:
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument('--dtype', choices=list(DTYPES), default='fp32',
+                        help='parameter and gradient dtype')
     parser.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
     parser.add_argument('--steps', type=int, default=20, help='timed steps per optimizer')
     parser.add_argument('--warmup', type=int, default=3, help='untimed steps first')
-    parser.add_argument('--cases', nargs='+', default=list(SHAPE_SETS),
-                        choices=list(SHAPE_SETS), help='parameter sets to time')
+    parser.add_argument('--cases', nargs='+', choices=list(SHAPE_SETS),
+                        help='parameter sets to time (default: all but vit_l16 on the CPU)')
     parser.add_argument('--quick', action='store_true',
                         help='few steps, small sets, fewer rows: a smoke test')
     parser.add_argument('--plot', help='write a bar chart (PNG) here')
@@ -286,9 +418,12 @@ def main():
     torch.set_num_threads(args.threads)
     if args.quick:
         args.steps, args.warmup = 3, 1
-    factories = optimizer_factories(args.quick)
-    probe = BandwidthProbe(1 << 22 if args.quick else 1 << 26)
-    print(f'torch {torch.__version__}, {args.threads} threads, {args.steps} interleaved '
+    args.cases = args.cases or DEFAULT_CASES[args.device]
+    factories = optimizer_factories(args.quick, args.device)
+    probe = BandwidthProbe(1 << 22 if args.quick else 1 << 26, args.device)
+    where = (torch.cuda.get_device_name() if args.device == 'cuda'
+             else f'{args.threads} threads')
+    print(f'torch {torch.__version__}, {where}, {args.dtype} params, {args.steps} interleaved '
           f'rounds, medians')
     results: Dict[str, List[dict]] = {}
     bandwidths: Dict[str, float] = {}
@@ -303,8 +438,9 @@ def main():
             title = (f'{case}: {len(shapes)} tensors, {numel / 1e6:.2f} M params, '
                      f'{"one group per parameter" if per_param else "one group"}')
             rows, bandwidth = run_case(shapes, per_param, factories, args.steps,
-                                       args.warmup, probe)
-            print_table(title, rows, bandwidth)
+                                       args.warmup, probe, args.device, DTYPES[args.dtype])
+            print_table(title, rows, bandwidth,
+                        'device-to-device copy' if args.device == 'cuda' else 'a += b')
             print_ratios(rows)
             sys.stdout.flush()
             results[title] = rows
