@@ -129,11 +129,7 @@ def _update(p_ptr, g_ptr, m_ptr, offs, mask, MASKED: tl.constexpr, grad_scale_pt
             PARAM: tl.constexpr, STATE: tl.constexpr, MAXIMIZE: tl.constexpr,
             CAUTIOUS: tl.constexpr, UNSCALE: tl.constexpr):
     """The Lion update of one block, in fp32, one rounding per store."""
-    g = _load(g_ptr + offs, mask, MASKED)
-    if UNSCALE:
-        g = g / tl.load(grad_scale_ptr).to(tl.float32)
-    if MAXIMIZE:
-        g = -g
+    g = _load_grad(g_ptr + offs, mask, MASKED, grad_scale_ptr, MAXIMIZE, UNSCALE)
     m = _load(m_ptr + offs, mask, MASKED)
     p = _load(p_ptr + offs, mask, MASKED)
     # stepweight decay
@@ -161,6 +157,18 @@ def _load(ptrs, mask, MASKED: tl.constexpr):
 
 
 @triton.jit
+def _load_grad(ptrs, mask, MASKED: tl.constexpr, grad_scale_ptr, MAXIMIZE: tl.constexpr,
+               UNSCALE: tl.constexpr):
+    """The gradient in fp32, divided by the GradScaler's scale, negated to maximize."""
+    g = _load(ptrs, mask, MASKED)
+    if UNSCALE:
+        g = g / tl.load(grad_scale_ptr).to(tl.float32)
+    if MAXIMIZE:
+        g = -g
+    return g
+
+
+@triton.jit
 def agree_kernel(table_ptr, n_tensors, agree_ptr, beta1, one_minus_beta1, grad_scale_ptr,
                  PARAM: tl.constexpr, STATE: tl.constexpr, MAXIMIZE: tl.constexpr,
                  UNSCALE: tl.constexpr, ALIGNED: tl.constexpr,
@@ -175,11 +183,7 @@ def agree_kernel(table_ptr, n_tensors, agree_ptr, beta1, one_minus_beta1, grad_s
     m_ptr = _pointer(table_ptr, 2, n_tensors, t, STATE, ALIGNED)
     offs = block * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
-    g = _load(g_ptr + offs, mask, True)
-    if UNSCALE:
-        g = g / tl.load(grad_scale_ptr).to(tl.float32)
-    if MAXIMIZE:
-        g = -g
+    g = _load_grad(g_ptr + offs, mask, True, grad_scale_ptr, MAXIMIZE, UNSCALE)
     m = _load(m_ptr + offs, mask, True)
     u = _direction(m, g, beta1, one_minus_beta1)
     agree = tl.sum((u * g > 0).to(tl.int64), axis=0)

@@ -232,7 +232,9 @@ class Lion(Optimizer):
         runs: it skips on a flag on the device, so the guard need not sync."""
         if not all(group['fused'] for group in self.param_groups):
             return False
-        return any(lion_triton.runs_on(p.device) for _, p in self._located_grads()[:1])
+        first = next((p for group in self.param_groups for p in group['params']
+                      if p.grad is not None), None)
+        return first is not None and lion_triton.runs_on(first.device)
 
     def _located_grads(self) -> List[tuple]:
         """(group index, parameter) for every parameter with a gradient; a sparse

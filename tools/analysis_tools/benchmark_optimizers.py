@@ -49,24 +49,23 @@ def resnet50_shapes() -> List[Tuple[int, ...]]:
     return shapes + [(1000, 2048), (1000,)]
 
 
-def vit_b16_shapes() -> List[Tuple[int, ...]]:
-    """timm's vit_base_patch16_224 parameter shapes: 152 tensors, 86.6 M parameters."""
-    d, h = 768, 3072
+def vit_shapes(d: int, hidden: int, depth: int) -> List[Tuple[int, ...]]:
+    """timm's ViT parameter shapes for patch 16, 224 px, 1000 classes."""
     shapes = [(1, 1, d), (1, 197, d), (d, 3, 16, 16), (d,)]
-    for _ in range(12):
+    for _ in range(depth):
         shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,), (d,), (d,),
-                   (h, d), (h,), (d, h), (d,)]
+                   (hidden, d), (hidden,), (d, hidden), (d,)]
     return shapes + [(d,), (d,), (1000, d), (1000,)]
+
+
+def vit_b16_shapes() -> List[Tuple[int, ...]]:
+    """vit_base_patch16_224: 152 tensors, 86.6 M parameters."""
+    return vit_shapes(768, 3072, 12)
 
 
 def vit_l16_shapes() -> List[Tuple[int, ...]]:
-    """timm's vit_large_patch16_224 parameter shapes: 296 tensors, 304 M parameters."""
-    d, h = 1024, 4096
-    shapes = [(1, 1, d), (1, 197, d), (d, 3, 16, 16), (d,)]
-    for _ in range(24):
-        shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,), (d,), (d,),
-                   (h, d), (h,), (d, h), (d,)]
-    return shapes + [(d,), (d,), (1000, d), (1000,)]
+    """vit_large_patch16_224: 296 tensors, 304 M parameters."""
+    return vit_shapes(1024, 4096, 24)
 
 
 def small_shapes(count: int = 2000) -> List[Tuple[int, ...]]:
