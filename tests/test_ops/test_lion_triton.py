@@ -312,3 +312,31 @@ def test_compiles_for_sm90_with_128_bit_loads_and_stores():
     assert len(rows) == 6, out
     for name, loads_v4, _, stores_v4, _ in rows:
         assert int(loads_v4) >= 3 and int(stores_v4) >= 2, (name, out)
+
+
+def test_lion_class_over_groups_equals_the_for_loop_and_round_trips(triton_device):
+    """Three param groups (two batched together), a None grad, bf16 state, and a
+    state-dict round trip mid-run; a deepcopy keeps GradScaler's hand-off."""
+    model, twin = model_and_twin(triton_device)
+
+    def groups(net):
+        return [{'params': [net[0].weight], 'weight_decay': 0.5},
+                {'params': [net[0].bias, net[2].bias]},
+                {'params': [net[2].weight]}]
+    fused = Lion(groups(model), lr=1e-2, fused=True, state_dtype=torch.bfloat16)
+    loop = Lion(groups(twin), lr=1e-2, foreach=False, state_dtype=torch.bfloat16)
+    gen = torch.Generator().manual_seed(2)
+    for step in range(3):
+        x = torch.randn(4, 8, generator=gen).to(triton_device)
+        for optimizer, net in ((fused, model), (loop, twin)):
+            optimizer.zero_grad()
+            net(x).sum().backward()
+            if step == 1:
+                net[0].bias.grad = None
+            optimizer.step()
+        if step == 1:
+            fused.load_state_dict(copy.deepcopy(fused.state_dict()))
+    assert copy.deepcopy(fused)._step_supports_amp_scaling
+    assert fused.state[model[2].weight]['exp_avg'].dtype == torch.bfloat16
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, **FP32)
