@@ -20,10 +20,11 @@ from torch.utils._foreach_utils import _group_tensors_by_device_and_dtype
 
 from mmlion import _ext
 from mmlion.ops import lion_triton
+from .dtensor import DTensor, local_shards
 from .nonfinite import NonFiniteGuard
 from .validation import (DEFAULTS, check_not_shared, check_state_dict,
                          check_step_options_agree, check_unknown_kwargs, sparse_grad_message,
-                         validate_group)
+                         to_state_dtype, validate_group)
 
 __all__ = ['Lion', 'lion']
 
@@ -154,7 +155,13 @@ class Lion(Optimizer):
         self._step_supports_amp_scaling = bool(self.defaults.get('fused'))
 
     def state_dict(self) -> dict:
+        """torch's state dict, with ``state_dtype`` as its name ('bfloat16'): only
+        plain values, as torch.distributed.checkpoint (FSDP2's full and sharded state
+        dicts) requires."""
         state_dict = super().state_dict()
+        for group in state_dict['param_groups']:  # copies, not our groups
+            if isinstance(group.get('state_dtype'), torch.dtype):
+                group['state_dtype'] = str(group['state_dtype']).replace('torch.', '')
         if self.param_groups[0]['skip_nonfinite']:
             self.nonfinite_guard.save_into(state_dict)
         return state_dict
@@ -164,6 +171,8 @@ class Lion(Optimizer):
         Lion's and fits these parameters; raise ValueError naming what differs."""
         check_state_dict(state_dict, self.param_groups)
         super().load_state_dict(self.nonfinite_guard.load_from(state_dict))
+        for group in self.param_groups:
+            group['state_dtype'] = to_state_dtype(group['state_dtype'])
 
     def _init_group(self, group: dict, index: int, bucket: tuple) -> None:
         """Append the group's parameters with gradients, their gradients and their
@@ -274,7 +283,8 @@ def _bucket_key(group: dict) -> tuple:
     thousands of groups."""
     lr = group['lr']
     initial_lr = group.get('initial_lr', lr) if group['decoupled_weight_decay'] else None
-    return (id(lr) if isinstance(lr, Tensor) else lr, group['betas'], group['weight_decay'],
+    return (id(lr) if isinstance(lr, Tensor) else lr, tuple(group['betas']),
+            group['weight_decay'],
             id(initial_lr) if isinstance(initial_lr, Tensor) else initial_lr,
             group['maximize'], group['cautious'], group['foreach'], group['fused'])
 
@@ -450,6 +460,8 @@ def lion(params: List[Tensor],
     """
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
                  initial_lr=initial_lr, maximize=maximize, cautious=cautious)
+    if params and isinstance(params[0], DTensor):
+        params, grads, exp_avgs = local_shards(params, grads, exp_avgs, cautious)
     if fused and params and lion_triton.runs_on(params[0].device):
         lion_triton.fused_lion_(params, grads, exp_avgs, **hyper, grad_scale=grad_scale,
                                 found_inf=found_inf)

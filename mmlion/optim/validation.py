@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 __all__ = ['DEFAULTS', 'validate_group', 'check_unknown_kwargs', 'check_not_shared',
-           'check_state_dict', 'foreign_state_owner', 'sparse_grad_message']
+           'check_state_dict', 'foreign_state_owner', 'sparse_grad_message', 'to_state_dtype']
 
 # Every option of Lion and its default: what ``defaults`` and each param group hold.
 # ``__setstate__`` fills options added later into old pickles from here.

@@ -585,3 +585,17 @@ def test_nan_gradient_poisons_momentum_in_every_implementation():
         assert p[1].item() == torch.sign(torch.tensor(float('nan'))).item() * -0.1 + 1.0
         assert p[0].item() == pytest.approx(0.9), impl
         assert math.isnan(optimizer.state[p]['exp_avg'][1].item()), impl
+
+
+def test_betas_as_a_list_step():
+    """betas arrive as a list from configs and from state dicts that went through
+    JSON or torch.distributed.checkpoint; the step must take them."""
+    p = torch.nn.Parameter(torch.randn(3))
+    p.grad = torch.randn(3)
+    optimizer = Lion([p], betas=[0.9, 0.99])
+    optimizer.step()
+    state = optimizer.state_dict()
+    state['param_groups'][0]['betas'] = list(state['param_groups'][0]['betas'])
+    optimizer.load_state_dict(state)
+    optimizer.step()
+    assert optimizer.state[p]['exp_avg'].abs().sum() > 0

@@ -1,0 +1,51 @@
+"""Lion on DTensors (torch FSDP2's ``fully_shard``, tensor parallelism): each rank
+updates its local shards with the fast kernels.
+
+Lion's update is elementwise, so a rank can step the local tensor of a parameter
+that is sharded (``Shard``) or replicated (``Replicate``) exactly as a single process
+steps the whole one, provided its gradient and ``exp_avg`` are laid out alike. Only
+``cautious`` is not elementwise: it rescales by the mean of a mask over the whole
+parameter, which a shard alone cannot know; for sharded parameters it is refused.
+Anything else (a ``Partial`` gradient, placements that differ) goes to torch's
+DTensor dispatch, which handles it more slowly.
+"""
+from typing import List, Sequence, Tuple
+
+from torch import Tensor
+
+try:
+    from torch.distributed.tensor import DTensor
+except ImportError:  # torch built without distributed
+    class DTensor:  # type: ignore[no-redef]
+        """Nothing is an instance of it."""
+
+__all__ = ['DTensor', 'local_shards']
+
+
+def local_shards(params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: Sequence[Tensor],
+                 cautious: bool) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    """The local tensors of DTensor params, grads and exp_avgs that share a mesh and
+    Shard/Replicate placements, so the kernels update them in place; the lists
+    unchanged where any trio does not."""
+    local: Tuple[List[Tensor], List[Tensor], List[Tensor]] = ([], [], [])
+    for index, trio in enumerate(zip(params, grads, exp_avgs)):
+        if not _elementwise_alike(*trio):
+            return list(params), list(grads), list(exp_avgs)
+        if cautious and any(placement.is_shard() for placement in trio[0].placements):
+            raise ValueError(
+                f'cautious=True with a sharded DTensor parameter (FSDP2 / fully_shard; '
+                f'parameter {index} of this call, placements {trio[0].placements}): its '
+                f'mask mean is over the whole parameter, which one shard does not see. '
+                f'Use cautious=False, or DDP / mmlion.ZeroRedundancyOptimizer.')
+        for values, t in zip(local, trio):
+            values.append(t.to_local())
+    return local
+
+
+def _elementwise_alike(param, grad, exp_avg) -> bool:
+    if not all(isinstance(t, DTensor) for t in (param, grad, exp_avg)):
+        return False
+    placements = param.placements
+    return (all(p.is_shard() or p.is_replicate() for p in placements)
+            and grad.placements == placements and exp_avg.placements == placements
+            and grad.device_mesh == param.device_mesh == exp_avg.device_mesh)
