@@ -102,7 +102,8 @@ def run(out_path: str, mesh, options: dict) -> None:
     restored_after = get_state_dict(restored, restored_optimizer, options=full)[0]
     # full_tensor() is a collective: every rank gathers, rank 0 saves.
     result = plain(dict(model=model_state, optimizer=optim_state, after=after,
-                        twin_after=twin_after, restored_after=restored_after, skipped=optimizer.nonfinite_guard.skipped))
+                        twin_after=twin_after, restored_after=restored_after,
+                        skipped=optimizer.nonfinite_guard.skipped))
     if dist.get_rank() == 0:
         torch.save(result, out_path)
 
