@@ -76,14 +76,23 @@ class ToyAccuracy(BaseMetric):
 
 @HOOKS.register_module(force=True)
 class KillAtIterHook(Hook):
-    """SIGKILL this process after training iteration ``kill_iter`` (1-based)."""
+    """SIGKILL this process after training iteration ``kill_iter`` (1-based): on
+    every rank, or on ``rank`` alone; with ``first_attempt_only``, not again after
+    torchrun has restarted the workers."""
 
-    def __init__(self, kill_iter):
+    def __init__(self, kill_iter, rank=None, first_attempt_only=False):
         self.kill_iter = kill_iter
+        self.rank = rank
+        self.first_attempt_only = first_attempt_only
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        if runner.iter + 1 == self.kill_iter:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if runner.iter + 1 != self.kill_iter:
+            return
+        if self.rank is not None and runner.rank != self.rank:
+            return
+        if self.first_attempt_only and os.environ.get('TORCHELASTIC_RESTART_COUNT', '0') != '0':
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @HOOKS.register_module(force=True)

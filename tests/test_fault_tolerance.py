@@ -3,13 +3,14 @@ SIGKILL mid-epoch and resume bitwise (1 and 2 processes), a crash during a check
 write, an injected NaN gradient, and ZeRO-sharded Lion against DDP."""
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
 
-from helpers import DEMO, run_tool
+from helpers import DEMO, ROOT, free_port, run_tool, tool_env
 pytestmark = pytest.mark.slow
 
 # 5 iterations per epoch per rank, accumulation windows of 3: the checkpoint at the
@@ -146,10 +147,18 @@ def test_rtmdet_demo_sigkill_and_resume_is_bitwise_equal(tmp_path, shapes_data):
     assert_bitwise_equal(straight, resumed, 'RTMDet-tiny')
 
 
-def test_two_process_ddp_and_zero_resume_bitwise_and_match(tmp_path):
+@pytest.fixture(scope='module')
+def ddp_straight(tmp_path_factory):
+    """An uninterrupted two-process DDP run of the toy config: its final checkpoint."""
+    tmp_path = tmp_path_factory.mktemp('ddp')
+    train(write_config(tmp_path, 'ddp', nproc=2), tmp_path / 'ddp_straight', nproc=2,
+          port=free_port())
+    return load(tmp_path / 'ddp_straight' / 'epoch_3.pth')
+
+
+def test_two_process_ddp_and_zero_resume_bitwise_and_match(tmp_path, ddp_straight):
     ddp = write_config(tmp_path, 'ddp', nproc=2)
-    train(ddp, tmp_path / 'ddp_straight', nproc=2, port=29541)
-    straight = load(tmp_path / 'ddp_straight' / 'epoch_3.pth')
+    straight = ddp_straight
     resumed, out = kill_and_resume(tmp_path, ddp, 'ddp_resumed', nproc=2, port=29543)
     assert_bitwise_equal(straight, resumed, 'DDP')
     extra = resumed['mmlion_resume']
@@ -160,6 +169,38 @@ def test_two_process_ddp_and_zero_resume_bitwise_and_match(tmp_path):
     zero_resumed, out = kill_and_resume(tmp_path, zero, 'zero_resumed', nproc=2, port=29545)
     assert 'ZeroRedundancyOptimizer' in zero_resumed['meta']['cfg']
     assert_bitwise_equal(straight, zero_resumed, 'ZeRO vs DDP')
+
+
+def test_elastic_restart_resumes_bitwise(tmp_path, ddp_straight):
+    """torchrun restarts the group after one rank is SIGKILLed mid-epoch
+    (MAX_RESTARTS=1); tools/train.py resumes from the last checkpoint and ends where
+    an uninterrupted run ends, bit for bit."""
+    killer = "[dict(type='KillAtIterHook', kill_iter=8, rank=1, first_attempt_only=True)]"
+    config = write_config(tmp_path, 'elastic', nproc=2, custom_hooks=killer)
+    work_dir = tmp_path / 'elastic'
+    out = run_tool(['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(work_dir)],
+                   timeout=600, env=dict(PORT=str(free_port()), MAX_RESTARTS='1'),
+                   log=f'{work_dir}.log')
+    assert 'torchrun restart 1: resuming from the last checkpoint' in out, out[-3000:]
+    assert 'resumed epoch: 1, iter: 5' in out, out[-3000:]
+    assert_bitwise_equal(ddp_straight, load(work_dir / 'epoch_3.pth'), 'elastic restart')
+
+
+def test_two_nodes_equal_one_node_with_two_processes(tmp_path, ddp_straight):
+    """Two torchrun "nodes" of one process each (--nnodes 2, node ranks 0 and 1, one
+    rendezvous) train exactly as one node with two processes."""
+    config = write_config(tmp_path, 'nodes', nproc=2)
+    work_dir, port = tmp_path / 'nodes', str(free_port())
+    nodes = [subprocess.Popen(
+        ['bash', 'tools/dist_train.sh', config, '1', '--work-dir', str(work_dir)], cwd=ROOT,
+        # torchrun gives each of 2 local processes one thread, a lone one all cores:
+        # the same thread count keeps the reduction order, so the bits, the same.
+        env=tool_env(dict(NNODES='2', NODE_RANK=str(rank), PORT=port, OMP_NUM_THREADS='1')),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    outs = [node.communicate(timeout=600)[0] for node in nodes]
+    for node, out in zip(nodes, outs):
+        assert node.returncode == 0, out[-3000:]
+    assert_bitwise_equal(ddp_straight, load(work_dir / 'epoch_3.pth'), 'two nodes')
 
 
 # From the end of epoch 1 on, any write that takes a file past 64 KiB kills the

@@ -70,6 +70,13 @@ def merge_args(cfg: Config, args) -> Config:
             raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = dict('
                                'base_batch_size=...)` in the config')
         cfg.auto_scale_lr.enable = True
+    restart = int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))
+    if restart > 0 and args.resume is None:
+        # torchrun restarted the workers after a failure (tools/dist_train.sh with
+        # MAX_RESTARTS): go on from the work dir's last checkpoint.
+        print(f'torchrun restart {restart}: resuming from the last checkpoint in '
+              f'{cfg.work_dir}')
+        args.resume = 'auto'
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

@@ -7,7 +7,7 @@ which MMDetection's configs ask for (``SyncBN``) and RTMDet turns on by itself w
 the world is larger than one. Where no GPU is present this initialises the process
 group itself with gloo, from the environment torchrun sets, asks for DDP without
 device ids and for plain BN; with GPUs it changes nothing, and MMEngine does its
-usual NCCL set-up.
+usual NCCL set-up, except after a torchrun restart (see :func:`_init_from_torchrun`).
 """
 import datetime
 import os
@@ -19,23 +19,23 @@ from mmengine.config import Config
 
 def setup_distributed(cfg: Config, launcher: str) -> None:
     """Prepare ``cfg`` (in place) and the process group for ``launcher``."""
-    if launcher == 'none' or torch.cuda.is_available():
+    if launcher == 'none':
+        return
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if torch.cuda.is_available():
+        if launcher == 'pytorch' and _torchrun_restart() > 0 and not dist.is_initialized():
+            torch.cuda.set_device(int(os.environ['LOCAL_RANK']))
+            _init_from_torchrun(dist_cfg.get('backend', 'nccl'), dist_cfg.get('timeout'))
         return
     if launcher != 'pytorch':
         raise ValueError(f"launcher={launcher!r}: on a machine without GPUs mmlion supports "
                          f"launcher='pytorch' (torchrun) or 'none'")
-    env_cfg = cfg.setdefault('env_cfg', {})
-    dist_cfg = env_cfg.setdefault('dist_cfg', {})
     backend = dist_cfg.get('backend', 'gloo')
     if backend != 'gloo':
         print(f"mmlion: no GPU here, using the 'gloo' backend instead of {backend!r}")
     dist_cfg['backend'] = 'gloo'
     if not dist.is_initialized():
-        timeout = dist_cfg.get('timeout')
-        kwargs = {} if timeout is None else dict(
-            timeout=datetime.timedelta(seconds=timeout))
-        dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
-                                world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+        _init_from_torchrun('gloo', dist_cfg.get('timeout'))
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel',
                                                    broadcast_buffers=False)
     wrapper['device_ids'] = None
@@ -43,6 +43,32 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     if _without_sync_bn(cfg.model):
         print('mmlion: no GPU here, SyncBN in the model config replaced by BN '
               '(each process normalises over its own batch)')
+
+
+def _torchrun_restart() -> int:
+    """How many times torchrun has restarted the workers (0 on the first attempt)."""
+    return int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))
+
+
+def _init_from_torchrun(backend: str, timeout=None) -> None:
+    """The default process group from the environment torchrun sets.
+
+    After a restart, the key-value store torchrun's agent hands the workers still
+    holds the previous attempt's keys (the dead ranks' addresses), and gloo would
+    try to connect to those; each attempt therefore uses keys of its own."""
+    kwargs = {} if timeout is None else dict(timeout=datetime.timedelta(seconds=timeout))
+    rank, world_size = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    restart = _torchrun_restart()
+    if restart == 0:
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size, **kwargs)
+        return
+    agent_store = os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == str(True)
+    store = dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']),
+                          world_size, is_master=not agent_store and rank == 0,
+                          multi_tenant=True, **kwargs)
+    dist.init_process_group(backend=backend, rank=rank, world_size=world_size,
+                            store=dist.PrefixStore(f'mmlion/attempt_{restart}', store),
+                            **kwargs)
 
 
 _SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'TorchSyncBN')
