@@ -70,6 +70,9 @@ def merge_args(cfg: Config, args) -> Config:
             raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = dict('
                                'base_batch_size=...)` in the config')
         cfg.auto_scale_lr.enable = True
+    strategy = cfg.get('strategy')
+    if isinstance(strategy, dict) and strategy.get('type') in FIXED_STRATEGIES:
+        strategy['type'] = FIXED_STRATEGIES[strategy['type']]
     restart = int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))
     if restart > 0 and args.resume is None:
         # torchrun restarted the workers after a failure (tools/dist_train.sh with
@@ -84,6 +87,11 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.resume = True
         cfg.load_from = args.resume
     return cfg
+
+
+# MMEngine 0.10.7's FlexibleRunner strategies that break on current torch or without a
+# GPU, and mmlion's fixed subclasses (mmlion/engine/strategies/).
+FIXED_STRATEGIES = {'FSDPStrategy': 'mmlion.FSDPStrategy'}
 
 
 def main():

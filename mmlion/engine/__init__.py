@@ -1,7 +1,10 @@
 """mmlion's parts for MMEngine's Runner: the fault-tolerant checkpoint hook
-(``type='mmlion.ResumableCheckpointHook'``) and the atomic, stamp-keeping file
-backend it writes with."""
+(``type='mmlion.ResumableCheckpointHook'``), the atomic, stamp-keeping file backend
+it writes with, and an FSDP strategy for the FlexibleRunner that works with current
+torch and on CPU (``type='mmlion.FSDPStrategy'``)."""
 from .fileio import AtomicLocalBackend, atomic_write, write_owned
 from .hooks import ResumableCheckpointHook
+from .strategies import FSDPStrategy
 
-__all__ = ['AtomicLocalBackend', 'atomic_write', 'write_owned', 'ResumableCheckpointHook']
+__all__ = ['AtomicLocalBackend', 'atomic_write', 'write_owned', 'ResumableCheckpointHook',
+           'FSDPStrategy']

@@ -39,13 +39,17 @@ class _NonFiniteGuardMixin:
         self._param_names = {}
         self._clip_result = None
         if self.clip_grad_kwargs:
-            clip = self.clip_func
+            self.set_clip_func(self.clip_func)
 
-            def clip_and_keep_norm(*args, **kwargs):
-                self._clip_result = clip(*args, **kwargs)  # None for clip-by-value
-                return self._clip_result
+    def set_clip_func(self, clip) -> None:
+        """Clip with ``clip`` (e.g. a strategy's norm over all shards), keeping the
+        norm it returns for the guard."""
 
-            self.clip_func = clip_and_keep_norm
+        def clip_and_keep_norm(*args, **kwargs):
+            self._clip_result = clip(*args, **kwargs)  # None for clip-by-value
+            return self._clip_result
+
+        self.clip_func = clip_and_keep_norm
 
     def initialize_count_status(self, model, init_counts: int, max_counts: int) -> None:
         # The train loop hands the model over here: keep its names for the skip log.

@@ -36,10 +36,11 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     dist_cfg['backend'] = 'gloo'
     if not dist.is_initialized():
         _init_from_torchrun('gloo', dist_cfg.get('timeout'))
-    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel',
-                                                   broadcast_buffers=False)
-    wrapper['device_ids'] = None
-    cfg.model_wrapper_cfg = wrapper
+    if 'strategy' not in cfg:  # the FlexibleRunner's strategy wraps the model itself
+        wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel',
+                                                       broadcast_buffers=False)
+        wrapper['device_ids'] = None
+        cfg.model_wrapper_cfg = wrapper
     if _without_sync_bn(cfg.model):
         print('mmlion: no GPU here, SyncBN in the model config replaced by BN '
               '(each process normalises over its own batch)')

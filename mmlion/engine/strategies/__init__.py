@@ -1,0 +1,4 @@
+"""mmlion's strategies for MMEngine's FlexibleRunner."""
+from .fsdp import FSDPStrategy
+
+__all__ = ['FSDPStrategy']
