@@ -6,8 +6,9 @@ that is sharded (``Shard``) or replicated (``Replicate``) exactly as a single pr
 steps the whole one, provided its gradient and ``exp_avg`` are laid out alike. Only
 ``cautious`` is not elementwise: it rescales by the mean of a mask over the whole
 parameter, which a shard alone cannot know; for sharded parameters it is refused.
-Anything else (a ``Partial`` gradient, placements that differ) goes to torch's
-DTensor dispatch, which handles it more slowly.
+A gradient laid out otherwise (``Partial``, ``Replicate``) is redistributed to its
+parameter's placements first. Anything else (a ``Partial`` parameter, another mesh)
+goes to torch's DTensor dispatch, which handles it more slowly.
 """
 from typing import List, Sequence, Tuple
 
@@ -27,6 +28,13 @@ def local_shards(params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: Se
     """The local tensors of DTensor params, grads and exp_avgs that share a mesh and
     Shard/Replicate placements, so the kernels update them in place; the lists
     unchanged where any trio does not."""
+    if not all(isinstance(t, DTensor) and t.device_mesh == p.device_mesh
+               for p, *rest in zip(params, grads, exp_avgs) for t in (p, *rest)):
+        return list(params), list(grads), list(exp_avgs)
+    # A gradient laid out otherwise (Partial, Replicate) is brought to its parameter's
+    # placements first: a collective that every rank makes in the same order.
+    grads = [g if g.placements == p.placements else g.redistribute(placements=p.placements)
+             for p, g in zip(params, grads)]
     local: Tuple[List[Tensor], List[Tensor], List[Tensor]] = ([], [], [])
     for index, trio in enumerate(zip(params, grads, exp_avgs)):
         if not _elementwise_alike(*trio):
