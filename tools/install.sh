@@ -31,7 +31,7 @@ stamp_value() {
 step() { printf '\n[mmlion install %s] %s\n' "$1" "${*:2}"; }
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] \
-    && "$PY" -c "import mmlion, mmdet, mmcv.ops, triton; from mmlion import _C" 2>/dev/null; then
+    && "$PY" -c "import mmlion, mmdet, mmcv.ops, triton, deepspeed; from mmlion import _C" 2>/dev/null; then
     echo "[mmlion install] $VENV is up to date"
     exit 0
 fi
@@ -55,6 +55,11 @@ step 3/6 "installing mmengine and the build and test tools"
 # lion-pytorch is a peer the benchmark and the registry tests compare against;
 # --no-deps keeps its loose `torch` requirement from touching the installed torch.
 "${PIP[@]}" --no-deps lion-pytorch
+# deepspeed runs Lion under MMEngine's DeepSpeedStrategy (ZeRO) in the tests. --no-deps and
+# --no-build-isolation: its setup imports the installed torch and must not replace it;
+# its pure-Python requirements follow.
+"${PIP[@]}" --no-deps --no-build-isolation "deepspeed==0.19.8"
+"${PIP[@]}" hjson einops msgpack psutil py-cpuinfo pydantic
 # timm's Lion is the other peer. --no-deps: timm wants torchvision, which has no CPU
 # build here; the benchmark loads timm/optim/lion.py alone, which needs torch only.
 "${PIP[@]}" --no-deps timm

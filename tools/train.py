@@ -91,7 +91,8 @@ def merge_args(cfg: Config, args) -> Config:
 
 # MMEngine 0.10.7's FlexibleRunner strategies that break on current torch or without a
 # GPU, and mmlion's fixed subclasses (mmlion/engine/strategies/).
-FIXED_STRATEGIES = {'FSDPStrategy': 'mmlion.FSDPStrategy'}
+FIXED_STRATEGIES = {'FSDPStrategy': 'mmlion.FSDPStrategy',
+                    'DeepSpeedStrategy': 'mmlion.DeepSpeedStrategy'}
 
 
 def main():

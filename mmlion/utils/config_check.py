@@ -176,8 +176,8 @@ def _check_resume(cfg: Config) -> None:
             return  # nothing to resume: MMEngine starts afresh, and says so
         with open(pointer) as f:
             path, key = f.read().strip(), f'resume=True ({pointer})'
-    if not _local(path):
-        return
+    if not _local(path) or osp.isdir(path):
+        return  # a folder is a sharded checkpoint (DeepSpeed, FSDP): its strategy reads it
     optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer')
     check_checkpoint(path, key, _optimizer_classes(cfg, optimizer)[1] if optimizer else None)
 
