@@ -7,9 +7,12 @@ process, all of it here:
    (replacing lion-pytorch's or bitsandbytes' class, which ``mmengine.optim``
    registers under that name when they are installed; one log line says so), and
    mmlion's child registries add ``mmlion.Lion`` and ``mmlion.ZeroRedundancyOptimizer``.
-2. MMEngine's ``OPTIM_WRAPPERS`` and ``HOOKS`` (through mmlion's child registries):
-   ``mmlion.GuardedOptimWrapper``, ``mmlion.GuardedAmpOptimWrapper`` and
-   ``mmlion.ResumableCheckpointHook``.
+2. MMEngine's ``OPTIM_WRAPPERS``, ``HOOKS`` and ``STRATEGIES`` (through mmlion's child
+   registries): ``mmlion.GuardedOptimWrapper``, ``mmlion.GuardedAmpOptimWrapper``,
+   ``mmlion.ResumableCheckpointHook``, ``mmlion.FSDPStrategy`` and
+   ``mmlion.DeepSpeedStrategy`` (MMEngine's own ``'FSDPStrategy'`` and
+   ``'DeepSpeedStrategy'`` are left as they are; mmlion's ``tools/train.py`` picks
+   mmlion's).
 3. MMEngine's file backends: ``'mmlion_atomic_local'`` (atomic writes that replace
    only mmlion's own files), used only where the checkpoint hook asks for it.
 4. ``torch.serialization``'s safe globals: exactly what MMEngine's checkpoints pickle
@@ -18,8 +21,10 @@ process, all of it here:
 
 Nothing else: no files are read or written, no threads or environment variables are
 changed, and the compiled kernel is loaded (or compiled, once) at the first CPU step.
+Triton is imported at the first fused GPU step; deepspeed, where installed, is imported
+by MMEngine's strategies module, which the strategies above extend.
 """
-from . import engine  # noqa: F401  (registers the checkpoint hook and file backend)
+from . import engine  # noqa: F401  (registers the hook, file backend and strategies)
 from .optim import Lion
 from .utils.checkpoint import allow_mmengine_checkpoints
 from .version import __version__
