@@ -13,6 +13,7 @@ TESTS = osp.join(ROOT, 'tests')
 DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py')
 ZERO_DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_2xb8-lion-zero-24e_shapes.py')
 FSDP_DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_2xb8-lion-fsdp-24e_shapes.py')
+DEEPSPEED_DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_2xb8-lion-deepspeed-24e_shapes.py')
 SHAPES = osp.join(ROOT, 'data', 'shapes')
 
 
