@@ -26,6 +26,7 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
 
 from mmlion.optim import Lion
+from mmlion.utils import teardown_distributed
 
 STEPS = 3
 NAN_STEP = 1
@@ -118,7 +119,7 @@ def main(out_dir: str, option_sets: list) -> None:
         except ValueError as error:  # a refusal, the same on every rank
             if dist.get_rank() == 0:
                 torch.save(dict(error=str(error)), out_path)
-    dist.destroy_process_group()
+    teardown_distributed()  # a barrier first: else a rank can abort at exit
 
 
 if __name__ == '__main__':

@@ -21,6 +21,8 @@ import torch.distributed as dist
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_optimizers import SHAPE_SETS  # noqa: E402
 
+from mmlion.utils import teardown_distributed  # noqa: E402
+
 
 class Block(torch.nn.Module):
     """One tensor, used in its own forward (where FSDP2 gathers it)."""
@@ -109,7 +111,7 @@ def main():
                     for key in ('params', 'grads', 'state')}
             print(f"| {row['engine']} | {most['params']:.2f} | {most['grads']:.2f} | "
                   f"{most['state']:.2f} | {sum(most.values()):.2f} |")
-    dist.destroy_process_group()
+    teardown_distributed()  # a barrier first: else a rank can abort at exit
 
 
 if __name__ == '__main__':
