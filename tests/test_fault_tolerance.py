@@ -248,10 +248,10 @@ def deepspeed_weights(checkpoint_dir):
 
 
 def test_deepspeed_zero2_through_mmengine_matches_ddp_and_resumes(tmp_path, ddp_straight):
-    """MMEngine's DeepSpeedStrategy (ZeRO-2, Lion as deepspeed's client optimizer) on 2
-    CPU processes, with the toy's clipping and accumulation stated in deepspeed's terms,
-    ends bit for bit where DDP ends; killed mid-epoch, it resumes from its checkpoint
-    folder and finishes. (Not bit for bit: see docs/scaling_out.md.)"""
+    """MMEngine's DeepSpeedStrategy (ZeRO-2 and ZeRO-1, Lion as deepspeed's client
+    optimizer) on 2 CPU processes, with the toy's clipping and accumulation stated in
+    deepspeed's terms, ends bit for bit where DDP ends; killed mid-epoch, ZeRO-2 resumes
+    from its checkpoint folder and finishes. (Not bit for bit: see docs/scaling_out.md.)"""
     config = write_config(tmp_path, 'deepspeed', nproc=2)
     with open(config, 'a') as f:
         f.write(DEEPSPEED)
@@ -259,6 +259,12 @@ def test_deepspeed_zero2_through_mmengine_matches_ddp_and_resumes(tmp_path, ddp_
     straight = deepspeed_weights(tmp_path / 'ds_straight' / 'epoch_3.pth')
     for name, value in ddp_straight['state_dict'].items():
         assert torch.equal(straight[name], value), name
+    # ZeRO-1 (the state sharded, the gradients not) ends there too.
+    train(config, tmp_path / 'ds_stage1', '--cfg-options', 'strategy.zero_optimization.stage=1',
+          nproc=2, port=free_port())
+    stage1 = deepspeed_weights(tmp_path / 'ds_stage1' / 'epoch_3.pth')
+    for name, value in ddp_straight['state_dict'].items():
+        assert torch.equal(stage1[name], value), f'ZeRO-1: {name}'
 
     work_dir = tmp_path / 'ds_resumed'
     killed = config[:-len('.py')] + '_killed.py'
