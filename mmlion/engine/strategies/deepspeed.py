@@ -12,7 +12,10 @@ What it fixes in MMEngine 0.10.7 with deepspeed >= 0.19.7:
   deepspeed's communication is set up on the gloo group that mmlion's
   ``setup_distributed`` has already made;
 - Lion is a client optimizer deepspeed has not tested, which ZeRO refuses unless
-  ``zero_allow_untested_optimizer`` is set: it is set (a config may still say False).
+  ``zero_allow_untested_optimizer`` is set: it is set (a config may still say False);
+- saving and resuming skipped the runner's ``before_save_checkpoint`` and
+  ``after_load_checkpoint`` hooks ("callback not supported yet"), so
+  ``mmlion.ResumableCheckpointHook`` could not keep the RNG states: they now run.
 deepspeed (0.19.8) clips gradients to norm 1.0 unless ``gradient_clipping`` says
 otherwise; a config without it gets a warning, so the clipping is a stated choice.
 """
@@ -77,6 +80,18 @@ class DeepSpeedStrategy(MMEngineDeepSpeedStrategy):
             print_log('mmlion.DeepSpeedStrategy: gradient_clipping is not set, and deepspeed '
                       'clips gradients to norm 1.0 by default; set it (0.0: no clipping)',
                       logger='current', level=30)
+
+    def save_checkpoint(self, filename: str, *, extra_ckpt=None, callback=None, **kwargs):
+        if callback is not None:  # the runner's before_save_checkpoint hooks
+            extra_ckpt = dict(extra_ckpt or {})
+            callback(extra_ckpt)
+        return super().save_checkpoint(filename, extra_ckpt=extra_ckpt, **kwargs)
+
+    def resume(self, filename: str, *, callback=None, **kwargs) -> dict:
+        checkpoint = super().resume(filename, **kwargs)
+        if callback is not None:  # the runner's after_load_checkpoint hooks
+            callback(checkpoint)
+        return checkpoint
 
     def _setup_distributed(self, launcher=None, backend: str = 'nccl', **kwargs):
         if torch.cuda.is_available() or not dist.is_initialized():
