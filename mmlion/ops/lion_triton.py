@@ -70,8 +70,7 @@ def untaken(params: Sequence[Tensor], grads: Sequence[Tensor],
                 return f'{role} {i} is a {type(t).__name__} ({t.layout})'
             if t.device != device or not runs_on(t.device):
                 return f'{role} {i} is on {t.device} (params[0] on {device})'
-            dtype = _real_dtype(t)
-            if dtype not in _SUPPORTED:
+            if t.dtype not in _SUPPORTED:
                 return f'{role} {i} is {t.dtype} (the kernel takes fp32, bf16 and fp16)'
         param, grad, exp_avg = trio
         if grad.dtype != param.dtype:
@@ -82,17 +81,14 @@ def untaken(params: Sequence[Tensor], grads: Sequence[Tensor],
     return None
 
 
-def _real_dtype(t: Tensor) -> torch.dtype:
-    return t.real.dtype if t.is_complex() else t.dtype
-
-
 def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
                 lr, beta1: float, beta2: float, weight_decay: float, initial_lr,
                 maximize: bool, cautious: bool, grad_scale: Optional[Tensor] = None,
                 found_inf: Optional[Tensor] = None) -> None:
-    """The Lion step over the lists, in place: one launch per (param dtype, state
-    dtype) pair (two with ``cautious``). ``grad_scale`` divides the gradients;
-    a nonzero ``found_inf`` (a device flag) makes the step write nothing."""
+    """The Lion step over the lists of real tensors (:func:`mmlion.optim.lion.lion`
+    views complex ones as real), in place: one launch per (param dtype, state dtype)
+    pair (two with ``cautious``). ``grad_scale`` divides the gradients; a nonzero
+    ``found_inf`` (a device flag) makes the step write nothing."""
     kernels = _load()
     if kernels is None:
         raise RuntimeError(f'fused=True on the GPU needs Triton, which failed to load '
@@ -111,13 +107,9 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
 
 
 def _by_dtype(params, grads, exp_avgs) -> dict:
-    """The lists split by (param dtype, exp_avg dtype), complex tensors viewed as real."""
+    """The lists split by (param dtype, exp_avg dtype)."""
     groups: dict = {}
     for p, g, m in zip(params, grads, exp_avgs):
-        if p.is_complex():
-            p, g = torch.view_as_real(p), torch.view_as_real(g)
-        if m.is_complex():
-            m = torch.view_as_real(m)
         lists = groups.setdefault((p.dtype, m.dtype), ([], [], []))
         for values, t in zip(lists, (p, g, m)):
             values.append(t)
@@ -201,7 +193,8 @@ def _launch(kernels, ps, gs, ms, param_dtype, state_dtype, scalars: dict, *,
             args[key] = placeholder
         else:
             args[key] = args[key].reshape(())
-    dtypes = dict(PARAM=_TRITON_DTYPES()[param_dtype], STATE=_TRITON_DTYPES()[state_dtype])
+    triton_dtype = _triton_dtypes()
+    dtypes = dict(PARAM=triton_dtype[param_dtype], STATE=triton_dtype[state_dtype])
     shape = dict(ALIGNED=aligned, BLOCK=BLOCK, SEARCH_STEPS=max(1, n.bit_length()),
                  num_warps=NUM_WARPS)
     grid = (n_blocks,)
@@ -215,7 +208,7 @@ def _launch(kernels, ps, gs, ms, param_dtype, state_dtype, scalars: dict, *,
                               **args, **dtypes, **shape)
 
 
-def _TRITON_DTYPES() -> dict:
+def _triton_dtypes() -> dict:
     import triton.language as tl
     return {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
 
@@ -239,8 +232,7 @@ def _table(ps: Sequence[Tensor], gs: Sequence[Tensor],
     host = torch.tensor(pointers + numels + starts, dtype=torch.int64,
                         pin_memory=device.type == 'cuda')
     table = host.to(device, non_blocking=True)
-    sizes = [n for n in numels] * 3
-    aligned = all(ptr % 16 == 0 for ptr, n in zip(pointers, sizes) if n)
+    aligned = all(ptr % 16 == 0 for ptr, n in zip(pointers, numels * 3) if n)
     cached = _tables[key] = (table, starts[-1], aligned)
     if len(_tables) > _TABLE_CACHE_SIZE:
         _tables.popitem(last=False)

@@ -25,35 +25,31 @@ __all__ = ['DTensor', 'local_shards']
 
 def local_shards(params: Sequence[Tensor], grads: Sequence[Tensor], exp_avgs: Sequence[Tensor],
                  cautious: bool) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
-    """The local tensors of DTensor params, grads and exp_avgs that share a mesh and
-    Shard/Replicate placements, so the kernels update them in place; the lists
-    unchanged where any trio does not."""
+    """The local tensors of DTensor params, grads and exp_avgs that share a mesh, with
+    params and exp_avgs alike on Shard/Replicate placements, so the kernels update them
+    in place; the lists unchanged where any trio does not."""
+    trios = list(zip(params, grads, exp_avgs))
     if not all(isinstance(t, DTensor) and t.device_mesh == p.device_mesh
-               for p, *rest in zip(params, grads, exp_avgs) for t in (p, *rest)):
+               for p, g, m in trios for t in (p, g, m)):
         return list(params), list(grads), list(exp_avgs)
+    if not all(_elementwise(p.placements) and m.placements == p.placements
+               for p, _, m in trios):
+        return list(params), list(grads), list(exp_avgs)
+    for index, (p, _, _) in enumerate(trios):
+        if cautious and any(placement.is_shard() for placement in p.placements):
+            raise ValueError(
+                f'cautious=True with a sharded DTensor parameter (FSDP2 / fully_shard; '
+                f'parameter {index} of this call, placements {p.placements}): its '
+                f'mask mean is over the whole parameter, which one shard does not see. '
+                f'Use cautious=False, or DDP / mmlion.ZeroRedundancyOptimizer.')
     # A gradient laid out otherwise (Partial, Replicate) is brought to its parameter's
     # placements first: a collective that every rank makes in the same order.
     grads = [g if g.placements == p.placements else g.redistribute(placements=p.placements)
-             for p, g in zip(params, grads)]
-    local: Tuple[List[Tensor], List[Tensor], List[Tensor]] = ([], [], [])
-    for index, trio in enumerate(zip(params, grads, exp_avgs)):
-        if not _elementwise_alike(*trio):
-            return list(params), list(grads), list(exp_avgs)
-        if cautious and any(placement.is_shard() for placement in trio[0].placements):
-            raise ValueError(
-                f'cautious=True with a sharded DTensor parameter (FSDP2 / fully_shard; '
-                f'parameter {index} of this call, placements {trio[0].placements}): its '
-                f'mask mean is over the whole parameter, which one shard does not see. '
-                f'Use cautious=False, or DDP / mmlion.ZeroRedundancyOptimizer.')
-        for values, t in zip(local, trio):
-            values.append(t.to_local())
-    return local
+             for p, g, _ in trios]
+    return ([p.to_local() for p in params], [g.to_local() for g in grads],
+            [m.to_local() for m in exp_avgs])
 
 
-def _elementwise_alike(param, grad, exp_avg) -> bool:
-    if not all(isinstance(t, DTensor) for t in (param, grad, exp_avg)):
-        return False
-    placements = param.placements
-    return (all(p.is_shard() or p.is_replicate() for p in placements)
-            and grad.placements == placements and exp_avg.placements == placements
-            and grad.device_mesh == param.device_mesh == exp_avg.device_mesh)
+def _elementwise(placements) -> bool:
+    """True when each rank holds whole elements of the tensor (Shard or Replicate)."""
+    return all(p.is_shard() or p.is_replicate() for p in placements)

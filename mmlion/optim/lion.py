@@ -463,8 +463,8 @@ def lion(params: List[Tensor],
     if params and isinstance(params[0], DTensor):
         params, grads, exp_avgs = local_shards(params, grads, exp_avgs, cautious)
     if fused and params and lion_triton.runs_on(params[0].device):
-        lion_triton.fused_lion_(params, grads, exp_avgs, **hyper, grad_scale=grad_scale,
-                                found_inf=found_inf)
+        lion_triton.fused_lion_(*_as_real(params, grads, exp_avgs), **hyper,
+                                grad_scale=grad_scale, found_inf=found_inf)
         return
     if (grad_scale is not None or found_inf is not None) and not _unscale_or_skip(
             grads, grad_scale, found_inf):

@@ -123,6 +123,17 @@ def test_many_tensors_and_empty_ones_in_one_launch(triton_device, monkeypatch):
         torch.testing.assert_close(a, b, **FP32)
 
 
+def test_complex_params_step_as_their_real_view(triton_device):
+    gen = torch.Generator().manual_seed(3)
+    z = [torch.randn(5, generator=gen, dtype=torch.complex64).to(triton_device)
+         for _ in range(3)]
+    twin = [torch.view_as_real(t).clone() for t in z]
+    lion([z[0]], [z[1]], [z[2]], fused=True, **HYPER)
+    _single_tensor_lion([twin[0]], [twin[1]], [twin[2]], **HYPER)
+    torch.testing.assert_close(torch.view_as_real(z[0]), twin[0], **FP32)
+    torch.testing.assert_close(torch.view_as_real(z[2]), twin[2], **FP32)
+
+
 def test_layouts_that_differ_are_written_back(triton_device):
     """A transposed param with a contiguous grad: worked on in copies, written back."""
     p = torch.randn(6, 4, device=triton_device).t()
