@@ -294,6 +294,23 @@ def test_dtensor_params_never_crash(options, single_process_group):
     torch.testing.assert_close(sharded.detach().full_tensor(), plain.detach())
 
 
+def test_dtensor_grad_laid_out_otherwise_is_redistributed(single_process_group):
+    """A Replicate gradient of a Shard(0) parameter (a parameter used outside its
+    FSDP2 module's forward) is brought to the parameter's placements, then stepped."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+    mesh = init_device_mesh('cpu', (1,))
+    gen = torch.Generator().manual_seed(0)
+    plain = torch.nn.Parameter(torch.randn(6, 4, generator=gen))
+    grad = torch.randn(6, 4, generator=gen)
+    sharded = torch.nn.Parameter(distribute_tensor(plain.detach().clone(), mesh, [Shard(0)]))
+    sharded.grad = distribute_tensor(grad.clone(), mesh, [Replicate()])
+    plain.grad = grad.clone()
+    for p in (plain, sharded):
+        Lion([p], lr=1e-2, weight_decay=0.1).step()
+    torch.testing.assert_close(sharded.detach().full_tensor(), plain.detach())
+
+
 @pytest.mark.parametrize('impl', IMPLS)
 def test_complex_equals_view_as_real_twin(impl):
     gen = torch.Generator().manual_seed(0)
