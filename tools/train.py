@@ -14,7 +14,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlion.utils import check_config, setup_distributed, teardown_distributed
+from mmlion.utils import check_config, setup_distributed, teardown_distributed, torchrun_restart
 
 # --amp turns each wrapper into its mixed-precision twin.
 AMP_WRAPPERS = {'OptimWrapper': 'AmpOptimWrapper',
@@ -73,7 +73,7 @@ def merge_args(cfg: Config, args) -> Config:
     strategy = cfg.get('strategy')
     if isinstance(strategy, dict) and strategy.get('type') in FIXED_STRATEGIES:
         strategy['type'] = FIXED_STRATEGIES[strategy['type']]
-    restart = int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))
+    restart = torchrun_restart()
     if restart > 0 and args.resume is None:
         # torchrun restarted the workers after a failure (tools/dist_train.sh with
         # MAX_RESTARTS): go on from the work dir's last checkpoint.

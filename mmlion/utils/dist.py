@@ -23,7 +23,7 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
         return
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
     if torch.cuda.is_available():
-        if launcher == 'pytorch' and _torchrun_restart() > 0 and not dist.is_initialized():
+        if launcher == 'pytorch' and torchrun_restart() > 0 and not dist.is_initialized():
             torch.cuda.set_device(int(os.environ['LOCAL_RANK']))
             _init_from_torchrun(dist_cfg.get('backend', 'nccl'), dist_cfg.get('timeout'))
         return
@@ -46,7 +46,7 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
               '(each process normalises over its own batch)')
 
 
-def _torchrun_restart() -> int:
+def torchrun_restart() -> int:
     """How many times torchrun has restarted the workers (0 on the first attempt)."""
     return int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))
 
@@ -59,7 +59,7 @@ def _init_from_torchrun(backend: str, timeout=None) -> None:
     try to connect to those; each attempt therefore uses keys of its own."""
     kwargs = {} if timeout is None else dict(timeout=datetime.timedelta(seconds=timeout))
     rank, world_size = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
-    restart = _torchrun_restart()
+    restart = torchrun_restart()
     if restart == 0:
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size, **kwargs)
         return

@@ -97,8 +97,8 @@ def main():
     state_dtype = getattr(torch, args.state_dtype)
     rows = [measure(engine, shapes, state_dtype)
             for engine in ('DDP', 'mmlion ZeRO', 'FSDP2 fully_shard')]
-    worst = [None] * dist.get_world_size()
-    dist.all_gather_object(worst, rows)
+    every_rank = [None] * dist.get_world_size()
+    dist.all_gather_object(every_rank, rows)
     if dist.get_rank() == 0:
         n = dist.get_world_size()
         numel = sum(torch.Size(s).numel() for s in shapes)
@@ -107,7 +107,7 @@ def main():
         print('| engine | parameters | gradients | Lion state | total |')
         print('| --- | ---: | ---: | ---: | ---: |')
         for i, row in enumerate(rows):
-            most = {key: max(rank_rows[i][key] for rank_rows in worst)
+            most = {key: max(rank_rows[i][key] for rank_rows in every_rank)
                     for key in ('params', 'grads', 'state')}
             print(f"| {row['engine']} | {most['params']:.2f} | {most['grads']:.2f} | "
                   f"{most['state']:.2f} | {sum(most.values()):.2f} |")

@@ -19,7 +19,6 @@ What it fixes in MMEngine 0.10.7 with deepspeed >= 0.19.7:
 deepspeed (0.19.8) clips gradients to norm 1.0 unless ``gradient_clipping`` says
 otherwise; a config without it gets a warning, so the clipping is a stated choice.
 """
-import contextlib
 import importlib
 from typing import List
 
@@ -31,6 +30,7 @@ from mmengine.logging import print_log
 from mmengine.registry import OPTIMIZERS
 
 from mmlion.registry import STRATEGIES
+from ._swap import swapped
 
 __all__ = ['DeepSpeedStrategy']
 
@@ -58,22 +58,13 @@ def register_deepspeed_optimizers() -> List[str]:
     return registered
 
 
-@contextlib.contextmanager
-def _registering_what_exists():
-    original = mmengine_deepspeed.register_deepspeed_optimizers
-    mmengine_deepspeed.register_deepspeed_optimizers = register_deepspeed_optimizers
-    try:
-        yield
-    finally:
-        mmengine_deepspeed.register_deepspeed_optimizers = original
-
-
 @STRATEGIES.register_module()
 class DeepSpeedStrategy(MMEngineDeepSpeedStrategy):
     """``mmengine._strategy.DeepSpeedStrategy`` with the fixes above; same arguments."""
 
     def __init__(self, **kwargs):
-        with _registering_what_exists():
+        with swapped(mmengine_deepspeed, 'register_deepspeed_optimizers',
+                     register_deepspeed_optimizers):
             super().__init__(**kwargs)
         self.config.setdefault('zero_allow_untested_optimizer', True)
         if 'gradient_clipping' not in self.config:

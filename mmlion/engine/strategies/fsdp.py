@@ -18,8 +18,6 @@ What it fixes in MMEngine 0.10.7:
 The process group comes from mmlion's ``setup_distributed`` (gloo on CPU), which
 ``tools/train.py`` calls before the runner is built.
 """
-import contextlib
-
 import torch
 from mmengine._strategy import fsdp as mmengine_fsdp
 from mmengine._strategy.fsdp import FSDPStrategy as MMEngineFSDPStrategy
@@ -27,6 +25,7 @@ from torch.distributed.fsdp import FullOptimStateDictConfig, FullStateDictConfig
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
 from mmlion.registry import STRATEGIES
+from ._swap import swapped
 
 __all__ = ['FSDPStrategy']
 
@@ -39,14 +38,9 @@ class _FSDPOldArgumentOrder(FSDP):
         return FSDP.optim_state_dict_to_load(model, optim, optim_state_dict, *args, **kwargs)
 
 
-@contextlib.contextmanager
 def _mmengine_argument_order():
     """While MMEngine's code runs, its ``FSDP`` name takes its argument order."""
-    mmengine_fsdp.FSDP = _FSDPOldArgumentOrder
-    try:
-        yield
-    finally:
-        mmengine_fsdp.FSDP = FSDP
+    return swapped(mmengine_fsdp, 'FSDP', _FSDPOldArgumentOrder)
 
 
 @STRATEGIES.register_module()
