@@ -57,12 +57,24 @@ class ZeroRedundancyOptimizer(TorchZero):
         if optimizer_class is None:
             raise ValueError(f'Invalid optimizer_type: '
                              f'{unknown_optimizer("optimizer_type", optimizer_type)}')
-        self.skip_nonfinite = skip_nonfinite
-        self.max_consecutive_skips = max_consecutive_skips
         self.nonfinite_guard = NonFiniteGuard(owner='ZeroRedundancyOptimizer')
         self._steps = 0
         self._consolidated_at: Optional[int] = None
         super().__init__(params, optimizer_class, **kwargs)
+        # torch shares one dict between ``defaults`` and what it passes to the inner
+        # optimizer; the wrapper's own options join ``defaults`` only, so that
+        # ``type(opt)(params, **opt.defaults)``, deepcopy and pickles keep them.
+        self._optim_defaults = dict(self._optim_defaults)
+        self.defaults.update(optimizer_type=optimizer_type, skip_nonfinite=skip_nonfinite,
+                             max_consecutive_skips=max_consecutive_skips)
+
+    @property
+    def skip_nonfinite(self) -> bool:
+        return self.defaults.get('skip_nonfinite', False)
+
+    @property
+    def max_consecutive_skips(self) -> Optional[int]:
+        return self.defaults.get('max_consecutive_skips', 10)
 
     def step(self, closure=None, **kwargs):
         if self.skip_nonfinite and not self.nonfinite_guard.should_step(

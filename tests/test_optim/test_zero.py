@@ -40,3 +40,17 @@ def test_zero_steps_like_lion_and_skips_nonfinite_steps(single_process_group):
     state = zero.state_dict()
     assert state['nonfinite'] == dict(skipped=1, consecutive=0)
     assert all(set(s) == {'exp_avg'} for s in state['state'].values())
+
+
+def test_zero_keeps_its_options_in_defaults(single_process_group):
+    """``type(opt)(params, **opt.defaults)`` rebuilds the same wrapper, and the inner
+    optimizer never sees the wrapper's own options (it would guard a second time)."""
+    zero = ZeroRedundancyOptimizer(_params(), optimizer_type='Lion', lr=1e-2,
+                                   skip_nonfinite=True, max_consecutive_skips=4)
+    rebuilt = type(zero)(_params(), **zero.defaults)
+    for option, value in dict(optimizer_type='Lion', skip_nonfinite=True,
+                              max_consecutive_skips=4, lr=1e-2).items():
+        assert rebuilt.defaults[option] == value
+    assert rebuilt.skip_nonfinite and rebuilt.max_consecutive_skips == 4
+    assert type(rebuilt.optim) is Lion
+    assert not rebuilt.optim.defaults['skip_nonfinite']
