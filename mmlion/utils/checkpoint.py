@@ -8,6 +8,11 @@ objects holding numpy arrays, and its statistics methods pickled as
 globals: the numpy array and scalar reconstructors, ``HistoryBuffer``, and, in
 place of ``builtins.getattr``, a stand-in that resolves only
 ``HistoryBuffer.<min|max|current|mean>`` and refuses anything else.
+
+FSDP's sharded checkpoints (``FSDPStrategy(state_dict_cfg='local')``, one
+``rank{i}.pth`` per rank) hold ``ShardedTensor`` objects; their classes (the tensor,
+its shards and their metadata, all plain data) are allowed as well, and the getattr
+stand-in resolves ``ShardedTensor.ProcessGroupState`` (how that nested class pickles).
 """
 import pickle
 
@@ -17,13 +22,24 @@ import torch
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
 
 
-def _history_buffer_getattr(obj, name):
+def _allowed_attributes():
+    """``{class: names}`` the getattr stand-in may resolve."""
     from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+    allowed = {HistoryBuffer: _HISTORY_BUFFER_METHODS}
+    sharded_tensor = _sharded_tensor_globals()
+    if sharded_tensor:
+        allowed[sharded_tensor[0]] = ('ProcessGroupState', )
+    return allowed
+
+
+def _checkpoint_getattr(obj, name):
+    allowed = _allowed_attributes()
+    if name in allowed.get(obj, ()):
         return getattr(obj, name)
+    listed = ', '.join(f'{cls.__name__}.{"/".join(names)}' for cls, names in allowed.items())
     raise pickle.UnpicklingError(
         f'mmlion: refusing getattr({obj!r}, {name!r}) while loading a checkpoint; only '
-        f'HistoryBuffer.{"/".join(_HISTORY_BUFFER_METHODS)} are allowed')
+        f'{listed} are allowed')
 
 
 def _numpy_globals():
@@ -36,11 +52,25 @@ def _numpy_globals():
     return found
 
 
+def _sharded_tensor_globals():
+    try:
+        from torch.distributed._shard.metadata import ShardMetadata
+        from torch.distributed._shard.sharded_tensor import metadata, shard
+        from torch.distributed._shard.sharded_tensor.api import ShardedTensor
+        from torch.distributed._shard.sharding_spec import ChunkShardingSpec
+        from torch.distributed.remote_device import _remote_device
+    except ImportError:  # torch built without distributed support
+        return []
+    return [ShardedTensor, ShardedTensor.ProcessGroupState, shard.Shard, ShardMetadata,
+            metadata.ShardedTensorMetadata, metadata.TensorProperties,
+            metadata.MEM_FORMAT_ENCODING, ChunkShardingSpec, _remote_device]
+
+
 def allow_mmengine_checkpoints() -> None:
     """Register the globals above with ``torch.serialization`` (idempotent)."""
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is None:  # torch < 2.4 loads with weights_only=False by default
         return
     from mmengine.logging import HistoryBuffer
-    add([HistoryBuffer, *_numpy_globals(),
-         (_history_buffer_getattr, 'builtins.getattr')])
+    add([HistoryBuffer, *_numpy_globals(), *_sharded_tensor_globals(),
+         (_checkpoint_getattr, 'builtins.getattr')])
