@@ -187,8 +187,9 @@ def test_convergence_check_and_compare_runs(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_memory_per_rank_shows_what_each_engine_shards():
-    """Two real ranks: DDP holds everything, ZeRO halves Lion's state, FSDP2 halves
-    parameters, gradients and state (ResNet-50's shapes, about 25 s)."""
+    """Two real ranks: DDP holds everything, ZeRO halves Lion's state, FSDP2 and FSDP1
+    halve parameters, gradients and state, DeepSpeed ZeRO-1/2 halve gradients and state
+    and add a half-size fp32 master copy (ResNet-50's shapes, about 25 s)."""
     out = run_tool([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
                     '--master_port', str(free_port()),
                     'tools/analysis_tools/memory_per_rank.py', '--model', 'resnet50'],
@@ -196,8 +197,12 @@ def test_memory_per_rank_shows_what_each_engine_shards():
     rows = {cells[0]: [float(c) for c in cells[1:]] for cells in
             ([c.strip() for c in line.split('|')[1:-1]] for line in out.splitlines()
              if line.startswith('| ') and not line.startswith(('| engine', '| ---')))}
-    assert rows['DDP'] == [4.0, 4.0, 4.0, 12.0]
-    params, grads, state, _ = rows['mmlion ZeRO']
-    assert (params, grads) == (4.0, 4.0) and 1.9 <= state <= 2.5  # whole tensors per rank
-    params, grads, state, _ = rows['FSDP2 fully_shard']
-    assert all(1.9 <= value <= 2.1 for value in (params, grads, state))
+    assert rows['DDP'] == [4.0, 0.0, 4.0, 4.0, 12.0]
+    params, master, grads, state, _ = rows['mmlion ZeRO']
+    assert (params, master, grads) == (4.0, 0.0, 4.0) and 1.9 <= state <= 2.5  # whole tensors
+    for engine in ('FSDP2 fully_shard', 'FSDP1 (MMEngine FSDPStrategy)'):
+        params, master, grads, state, _ = rows[engine]
+        assert master == 0.0 and all(1.9 <= value <= 2.1 for value in (params, grads, state))
+    for engine in ('DeepSpeed ZeRO-1', 'DeepSpeed ZeRO-2'):
+        params, master, grads, state, _ = rows[engine]
+        assert params == 4.0 and all(1.9 <= value <= 2.1 for value in (master, grads, state))

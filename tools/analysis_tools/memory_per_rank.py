@@ -7,11 +7,17 @@ Run under torchrun; rank 0 prints a Markdown table::
         tools/analysis_tools/memory_per_rank.py --model vit_b16
 
 Engines: DDP (every rank holds everything), mmlion's ZeroRedundancyOptimizer (the
-optimizer state sharded) and torch FSDP2 ``fully_shard`` (parameters, gradients and
-state sharded). The model is a stack of tensors of the chosen shapes (those of the step
-benchmark), so no model code or weights are needed.
+optimizer state sharded), torch FSDP2 ``fully_shard`` and FSDP1 (what MMEngine's
+``FSDPStrategy`` wraps; parameters, gradients and state sharded), and DeepSpeed ZeRO-1
+and ZeRO-2 (what MMEngine's ``DeepSpeedStrategy`` runs, Lion as its client optimizer:
+gradients and state sharded, plus an fp32 master copy of each rank's partition). The
+model is a stack of tensors of the chosen shapes (those of the step benchmark), so no
+model code or weights are needed. Gradients are counted after the backward pass (where
+DeepSpeed has reduced them into its partitions), the rest after the step; transient
+communication buckets are not counted.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -59,32 +65,72 @@ def state_tensors(optimizer):
     return [v for state in inner.state.values() for v in state.values() if torch.is_tensor(v)]
 
 
-def measure(engine: str, shapes, state_dtype):
+ENGINES = ('DDP', 'mmlion ZeRO', 'FSDP2 fully_shard', 'FSDP1 (MMEngine FSDPStrategy)',
+           'DeepSpeed ZeRO-1', 'DeepSpeed ZeRO-2')
+
+
+def wrap(engine: str, model, optimizer_kwargs):
+    """The model as the engine runs it, and the optimizer that steps it."""
     from mmlion.optim import Lion, ZeroRedundancyOptimizer
-    model = Stack(shapes)
-    numel = sum(p.numel() for p in model.parameters())
-    kwargs = dict(lr=1e-4, weight_decay=0.1, state_dtype=state_dtype)
     if engine == 'DDP':
         model = torch.nn.parallel.DistributedDataParallel(model)
-        optimizer = Lion(model.parameters(), **kwargs)
-    elif engine == 'mmlion ZeRO':
+        return model, Lion(model.parameters(), **optimizer_kwargs)
+    if engine == 'mmlion ZeRO':
         model = torch.nn.parallel.DistributedDataParallel(model)
-        optimizer = ZeroRedundancyOptimizer(model.parameters(), optimizer_type='Lion', **kwargs)
-    else:
+        return model, ZeroRedundancyOptimizer(model.parameters(), optimizer_type='Lion',
+                                              **optimizer_kwargs)
+    if engine == 'FSDP2 fully_shard':
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
         mesh = init_device_mesh('cpu', (dist.get_world_size(),))
         for block in model.blocks:
             fully_shard(block, mesh=mesh)
         fully_shard(model, mesh=mesh)
-        optimizer = Lion(model.parameters(), **kwargs)
-    model().backward()
+        return model, Lion(model.parameters(), **optimizer_kwargs)
+    if engine.startswith('FSDP1'):
+        from torch.distributed.fsdp import FullyShardedDataParallel
+        from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+        model = FullyShardedDataParallel(model, device_id=torch.device('cpu'),
+                                         use_orig_params=True,
+                                         auto_wrap_policy=ModuleWrapPolicy({Block}))
+        return model, Lion(model.parameters(), **optimizer_kwargs)
+    import deepspeed
+    model, optimizer, _, _ = deepspeed.initialize(
+        model=model, optimizer=Lion(model.parameters(), **optimizer_kwargs),
+        config=dict(train_micro_batch_size_per_gpu=1, gradient_clipping=0.0,
+                    zero_allow_untested_optimizer=True,
+                    zero_optimization=dict(stage=int(engine[-1]))))
+    return model, optimizer
+
+
+def gradients(model, optimizer):
+    """The gradients each rank holds after the backward pass."""
+    partitions = getattr(optimizer, 'averaged_gradients', None)  # DeepSpeed ZeRO
+    if partitions is None:
+        return [p.grad for p in model.parameters() if p.grad is not None]
+    lists = partitions.values() if isinstance(partitions, dict) else partitions
+    return [t for tensors in lists if tensors is not None for t in tensors if t is not None]
+
+
+def measure(engine: str, shapes, state_dtype):
+    model = Stack(shapes)
+    numel = sum(p.numel() for p in model.parameters())
+    model, optimizer = wrap(engine, model, dict(lr=1e-4, weight_decay=0.1,
+                                                state_dtype=state_dtype))
+    loss = model()
+    if hasattr(model, 'backward'):  # DeepSpeed's engine
+        model.backward(loss)
+    else:
+        loss.backward()
+    grads = local_bytes(gradients(model, optimizer)) / numel
     optimizer.step()
-    params = list(model.parameters())
+    client = getattr(optimizer, 'optimizer', optimizer)  # DeepSpeed's wraps Lion
+    master = getattr(optimizer, 'single_partition_of_fp32_groups', [])
     return dict(engine=engine,
-                params=local_bytes(params) / numel,
-                grads=local_bytes([p.grad for p in params if p.grad is not None]) / numel,
-                state=local_bytes(state_tensors(optimizer)) / numel)
+                params=local_bytes(model.parameters()) / numel,
+                master=local_bytes(master) / numel,
+                grads=grads,
+                state=local_bytes(state_tensors(client)) / numel)
 
 
 def main():
@@ -92,11 +138,11 @@ def main():
     parser.add_argument('--model', choices=list(SHAPE_SETS), default='resnet50')
     parser.add_argument('--state-dtype', choices=['float32', 'bfloat16'], default='float32')
     args = parser.parse_args()
+    os.environ.setdefault('DS_ACCELERATOR', 'cpu' if not torch.cuda.is_available() else 'cuda')
     dist.init_process_group('gloo')
     shapes = SHAPE_SETS[args.model]()
     state_dtype = getattr(torch, args.state_dtype)
-    rows = [measure(engine, shapes, state_dtype)
-            for engine in ('DDP', 'mmlion ZeRO', 'FSDP2 fully_shard')]
+    rows = [measure(engine, shapes, state_dtype) for engine in ENGINES]
     every_rank = [None] * dist.get_world_size()
     dist.all_gather_object(every_rank, rows)
     if dist.get_rank() == 0:
@@ -104,13 +150,13 @@ def main():
         numel = sum(torch.Size(s).numel() for s in shapes)
         print(f'{args.model}: {numel / 1e6:.1f} M parameters, {n} ranks, fp32 parameters, '
               f'{args.state_dtype} Lion state; bytes per parameter held by the fullest rank\n')
-        print('| engine | parameters | gradients | Lion state | total |')
-        print('| --- | ---: | ---: | ---: | ---: |')
+        print('| engine | parameters | fp32 master copy | gradients | Lion state | total |')
+        print('| --- | ---: | ---: | ---: | ---: | ---: |')
         for i, row in enumerate(rows):
             most = {key: max(rank_rows[i][key] for rank_rows in every_rank)
-                    for key in ('params', 'grads', 'state')}
-            print(f"| {row['engine']} | {most['params']:.2f} | {most['grads']:.2f} | "
-                  f"{most['state']:.2f} | {sum(most.values()):.2f} |")
+                    for key in ('params', 'master', 'grads', 'state')}
+            print(f"| {row['engine']} | {most['params']:.2f} | {most['master']:.2f} | "
+                  f"{most['grads']:.2f} | {most['state']:.2f} | {sum(most.values()):.2f} |")
     teardown_distributed()  # a barrier first: else a rank can abort at exit
 
 
