@@ -254,7 +254,7 @@ def _sharded_tensors_readable_in_this_process():
 
 @pytest.mark.parametrize('state_dict_cfg', ['full', 'local'])
 def test_mmengine_fsdp_strategy_trains_like_ddp_and_resumes_bitwise(tmp_path, ddp_straight,
-                                                                     state_dict_cfg):
+                                                                    state_dict_cfg):
     """An upstream-style FlexibleRunner + FSDPStrategy config, unedited, through
     tools/dist_train.sh on CPU: it ends where DDP ends (within fp32 rounding: FSDP
     reduce-scatters where DDP all-reduces), and killed and resumed (full or sharded
