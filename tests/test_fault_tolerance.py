@@ -281,10 +281,6 @@ strategy = dict(type='DeepSpeedStrategy', zero_optimization=dict(stage=2),
                 train_micro_batch_size_per_gpu=4)
 optim_wrapper = dict(type='DeepSpeedOptimWrapper',
                      optimizer=dict(type='Lion', lr=1e-3, weight_decay=0.5))
-# Validation under MMEngine's DeepSpeed wrapper shifts the random streams training
-# draws from afterwards (DDP's and FSDP's does not): the run is validated only at the
-# end, where it cannot change the result.
-train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=3)
 """
 
 
