@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules."""
 import os
+import os.path as osp
 
 import pytest
 import torch
@@ -9,7 +10,10 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault('TRITON_INTERPRET', '1')
 
-from helpers import free_port, generate_shapes
+from helpers import TORCHVISION_SHIM, free_port, generate_shapes, load_tool
+
+# mmpretrain needs torchvision: the tests' shim makes it importable here (see its file).
+HAS_TORCHVISION = load_tool(osp.join(TORCHVISION_SHIM, 'sitecustomize.py')).install()
 
 
 @pytest.fixture(scope='session')

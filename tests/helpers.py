@@ -15,6 +15,8 @@ ZERO_DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_2xb8-lion-zero-24e_sha
 FSDP_DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_2xb8-lion-fsdp-24e_shapes.py')
 DEEPSPEED_DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_2xb8-lion-deepspeed-24e_shapes.py')
 SHAPES = osp.join(ROOT, 'data', 'shapes')
+# On PYTHONPATH, it makes torchvision importable for mmpretrain (see its sitecustomize.py).
+TORCHVISION_SHIM = osp.join(TESTS, 'torchvision_cpu')
 
 
 def tool_env(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:

@@ -31,7 +31,8 @@ stamp_value() {
 step() { printf '\n[mmlion install %s] %s\n' "$1" "${*:2}"; }
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] \
-    && "$PY" -c "import mmlion, mmdet, mmcv.ops, triton, deepspeed; from mmlion import _C" 2>/dev/null; then
+    && "$PY" -c "import mmlion, mmdet, mmseg, mmpretrain, mmcv.ops, triton, deepspeed; from mmlion import _C" 2>/dev/null \
+    && [ -d "$VENV/torchvision-cpu/torchvision" ]; then
     echo "[mmlion install] $VENV is up to date"
     exit 0
 fi
@@ -74,8 +75,20 @@ else
     "$PY" -c "import mmcv.ops" || { echo "mmcv's compiled ops failed to install" >&2; exit 1; }
 fi
 
-step 5/6 "installing mmdet 3.3.0"
+step 5/6 "installing mmdet 3.3.0, mmsegmentation 1.2.2 and mmpretrain 1.2.0"
 "${PIP[@]}" "mmdet==3.3.0"
+# mmsegmentation's and mmpretrain's pins would replace the installed stack: --no-deps,
+# and their pure-Python requirements follow (ftfy and regex for mmseg's text models).
+"${PIP[@]}" --no-deps "mmsegmentation==1.2.2" "mmpretrain==1.2.0"
+"${PIP[@]}" ftfy regex prettytable scipy einops importlib-metadata mat4py modelindex rich
+# mmpretrain imports torchvision. The registry's only torchvision for torch 2.13 is a
+# CUDA build whose operators do not load on this CPU torch, and an importable but
+# broken torchvision breaks mmengine and deepspeed: it goes into a folder of its own,
+# outside site-packages, which only the tests' shim (tests/torchvision_cpu) puts on
+# the path. On a GPU machine install the matching torchvision normally instead.
+if [ ! -d "$VENV/torchvision-cpu/torchvision" ]; then
+    "${PIP[@]}" --no-deps --target "$VENV/torchvision-cpu" "torchvision==0.28.0"
+fi
 
 step 6/6 "installing mmlion (editable) and building its fused kernel"
 "${PIP[@]}" --no-build-isolation -e "$ROOT"

@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import PARAM_SCHEDULERS, init_default_scope
+from mmengine.registry import MODELS, PARAM_SCHEDULERS, init_default_scope
 from mmengine.utils import import_modules_from_strings
 
 from helpers import ROOT
@@ -32,9 +32,40 @@ def load(path):
 
 
 def build_model(cfg):
-    from mmdet.registry import MODELS
+    """The config's model from its own codebase's registry (mmdet, mmpretrain, mmseg);
+    init_weights() is not called, so nothing downloads."""
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return MODELS.build(cfg.model)  # init_weights() is not called: nothing downloads
+    return MODELS.build(cfg.model)
+
+
+# What mmpretrain's and mmseg's recipes must give named parameters, as (lr multiple,
+# weight decay multiple) of the optimizer's: upstream's no-decay and head rules, kept.
+GROUP_RULES = {
+    'vit-base-p16_64xb64-lion_in1k.py': {
+        'backbone.cls_token': (1, 0), 'backbone.pos_embed': (1, 0),
+        'backbone.layers.0.ln1.weight': (1, 1),  # upstream decays ViT's norms
+        'backbone.layers.0.attn.qkv.weight': (1, 1), 'head.layers.head.weight': (1, 1)},
+    'swin-tiny_16xb64-lion_in1k.py': {
+        'backbone.stages.0.blocks.0.norm1.weight': (1, 0),
+        'backbone.stages.0.blocks.0.attn.w_msa.qkv.bias': (1, 0),
+        'backbone.stages.0.blocks.0.attn.w_msa.relative_position_bias_table': (1, 0),
+        'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight': (1, 1),
+        'head.fc.weight': (1, 1), 'head.fc.bias': (1, 0)},
+    'resnet50_32xb64-warmup-coslr-lion_in1k.py': {
+        'backbone.bn1.weight': (1, 0), 'backbone.layer1.0.bn1.bias': (1, 0),
+        'backbone.conv1.weight': (1, 1), 'head.fc.weight': (1, 1), 'head.fc.bias': (1, 0)},
+    'segformer_mit-b0_8xb2-lion-160k_ade20k-512x512.py': {
+        'backbone.layers.0.0.norm.weight': (1, 0),
+        'backbone.layers.0.1.0.attn.attn.in_proj_weight': (1, 1),
+        'backbone.layers.0.1.0.attn.norm.bias': (1, 0),
+        'decode_head.conv_seg.weight': (10, 1), 'decode_head.fusion_conv.bn.weight': (10, 1)},
+    'swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-lion-160k_ade20k-512x512.py': {
+        'backbone.norm0.weight': (1, 0),
+        'backbone.stages.0.blocks.0.norm1.weight': (1, 0),
+        'backbone.stages.0.blocks.0.attn.w_msa.relative_position_bias_table': (1, 0),
+        'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight': (1, 1),
+        'decode_head.conv_seg.weight': (1, 1), 'auxiliary_head.conv_seg.weight': (1, 1)},
+}
 
 
 def test_there_are_configs():
@@ -43,7 +74,7 @@ def test_there_are_configs():
                      'retinanet_r50_fpn_8xb2-lion-1x_coco.py',
                      'faster-rcnn_r50_fpn_8xb2-lion-1x_coco.py',
                      'dino-4scale_r50_8xb2-lion-12e_coco.py',
-                     'rtmdet_tiny_1xb16-lion-24e_shapes.py'):
+                     'rtmdet_tiny_1xb16-lion-24e_shapes.py', *GROUP_RULES):
         assert expected in names
     assert len(SCHEDULES) >= 4
 
@@ -78,6 +109,13 @@ def test_leaf_builds_model_and_optimizer(path, single_process_group):
         assert type(optimizer) is ZeroRedundancyOptimizer and type(optimizer.optim) is Lion
     else:
         assert type(optimizer) is Lion, rel(path)
+    if osp.basename(path) in GROUP_RULES:
+        groups = {names[p]: g for g in optimizer.param_groups for p in g['params']}
+        for name, (lr_mult, decay_mult) in GROUP_RULES[osp.basename(path)].items():
+            assert groups[name]['lr'] == pytest.approx(base.lr * lr_mult), name
+            assert groups[name]['weight_decay'] == pytest.approx(
+                base.weight_decay * decay_mult), name
+        return
     if 'digits' in osp.basename(path):  # an MLP: no conv, norm or bias rules to check
         assert all(g['lr'] == pytest.approx(base.lr) for g in optimizer.param_groups)
         return

@@ -1,0 +1,18 @@
+# mmsegmentation's SegFormer MiT-B0 ADE20K recipe with Lion in place of AdamW. AdamW
+# there: lr 6e-5, weight decay 0.01, betas (0.9, 0.999), at a total batch of 16. At so
+# small a batch the paper's advice is the mild end of its rule (tools/misc/adamw_to_lion.py
+# warns below 64): ratio 3, so Lion lr 2e-5, weight decay 0.03 (lr * wd = 6e-7, as
+# upstream), with the stable betas (0.95, 0.98). mmseg's rules stay: no decay for
+# pos_block and norms, 10x lr for the decode head; linear warmup for 1500 iterations,
+# then poly decay to 0 at 160k iterations (IterBasedTrainLoop).
+_base_ = 'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py'
+
+custom_imports = dict(imports=['mmlion'], allow_failed_imports=False)
+
+optim_wrapper = dict(
+    optimizer=dict(_delete_=True, type='Lion', lr=2e-5, betas=(0.95, 0.98),
+                   weight_decay=0.03))
+
+# Bitwise resume by iteration, atomic checkpoints (mmseg saves every 16k iterations).
+default_hooks = dict(checkpoint=dict(type='mmlion.ResumableCheckpointHook', by_epoch=False,
+                                     interval=16000))
