@@ -158,6 +158,66 @@ def ddp_straight(tmp_path_factory):
     return load(tmp_path / 'ddp_straight' / 'epoch_3.pth')
 
 
+# mmseg's way of training: IterBasedTrainLoop over an InfiniteSampler, checkpoints and
+# schedules by iteration. 12 iterations, windows of 3, checkpoints at 4 and 8 (both
+# inside a window), validation at 5 and 10 (between checkpoints).
+ITER_BASED = {
+    "sampler=dict(type='DefaultSampler', shuffle=True)":
+        "sampler=dict(type='InfiniteSampler', shuffle=True)",
+    "train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=1)":
+        "train_cfg = dict(type='IterBasedTrainLoop', max_iters=12, val_interval=5)",
+    "dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=3, eta_min=1e-5)":
+        "dict(type='CosineAnnealingLR', by_epoch=False, begin=4, end=12, eta_min=1e-5)",
+    "interval=1, max_keep_ckpts=2)": "interval=4, by_epoch=False, max_keep_ckpts=2)",
+    "logger=dict(type='LoggerHook', interval=1)":
+        "logger=dict(type='LoggerHook', interval=1, log_metric_by_epoch=False)",
+}
+
+
+def iteration_based(config, name):
+    path = config[:-len('.py')] + f'_{name}.py'
+    with open(config) as f:
+        text = f.read()
+    for old, new in ITER_BASED.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+@pytest.mark.parametrize('checkpoint_hook', ['mmlion.ResumableCheckpointHook',
+                                             'CheckpointHook'])
+def test_iteration_based_sigkill_and_resume_is_bitwise_equal(tmp_path, checkpoint_hook):
+    """IterBasedTrainLoop, killed at iteration 6 and resumed from the checkpoint at 4
+    (inside an accumulation window): mmlion's hook ends bit for bit where the
+    uninterrupted run ends, and skips the trained batches without loading them;
+    MMEngine's CheckpointHook (the control) does not end there."""
+    config = iteration_based(write_config(tmp_path, 'toy', checkpoint_hook=checkpoint_hook),
+                             'iter')
+    train(config, tmp_path / 'straight')
+    straight = load(tmp_path / 'straight' / 'iter_12.pth')
+    work_dir = tmp_path / 'resumed'
+    killed = config[:-len('.py')] + '_killed.py'
+    with open(config) as f, open(killed, 'w') as g:
+        g.write(f.read().replace('custom_hooks = []',
+                                 "custom_hooks = [dict(type='KillAtIterHook', kill_iter=6)]"))
+    train(killed, work_dir, expect_rc=-signal.SIGKILL)
+    with open(work_dir / 'last_checkpoint') as f:
+        assert f.read().strip().endswith('iter_4.pth')
+    out = train(config, work_dir, '--resume')
+    assert 'resumed epoch: 0, iter: 4' in out, out[-3000:]
+    resumed = load(work_dir / 'iter_12.pth')
+    assert straight['meta']['iter'] == resumed['meta']['iter'] == 12
+    if checkpoint_hook == 'CheckpointHook':
+        with pytest.raises(AssertionError):
+            assert_bitwise_equal(straight, resumed)
+        return
+    assert 'restored the partial gradient of an accumulation window' in out
+    assert 'Reach the end of the dataloader' not in out
+    assert_bitwise_equal(straight, resumed, 'iteration-based')
+
+
 def test_two_process_ddp_and_zero_resume_bitwise_and_match(tmp_path, ddp_straight):
     ddp = write_config(tmp_path, 'ddp', nproc=2)
     straight = ddp_straight

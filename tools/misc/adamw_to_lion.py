@@ -224,8 +224,8 @@ def main(argv=None) -> str:
                         f'sec. 5); start with --lr-ratio 3')
     out = args.out or default_out(path, spec, args.lr_ratio)
     base = spec if '::' in spec else osp.relpath(path, osp.dirname(osp.abspath(out)))
-    imports = list(((cfg.get('custom_imports') or {}).get('imports')) or [])
-    imports = [imports] if isinstance(imports, str) else imports
+    imports = (cfg.get('custom_imports') or {}).get('imports') or []
+    imports = [imports] if isinstance(imports, str) else list(imports)  # one or a list
     if 'mmlion' not in imports:
         imports.append('mmlion')
     shown = spec if '::' in spec else osp.relpath(path)

@@ -3,7 +3,8 @@ resume needs and 0.10.7 lacks. The RNG states of every rank and a half-accumulat
 gradient travel with the checkpoint; checkpoints and the ``last_checkpoint`` pointer
 are written atomically and replace or delete only files mmlion wrote (the stamp rule
 of :mod:`mmlion.utils.ownership`); a ZeRO-sharded optimizer is consolidated on every
-rank before rank 0 saves it.
+rank before rank 0 saves it. Epoch-based and iteration-based training loops both
+resume bit for bit.
 """
 import os.path as osp
 import random
@@ -16,10 +17,12 @@ from mmengine.fileio.io import _parse_uri_prefix
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.runner import IterBasedTrainLoop
 
 from mmlion.registry import HOOKS
 from mmlion.utils.ownership import check_replaceable
 from ..fileio import BACKEND_NAME, write_owned
+from .resumed_data import ResumedDataIterator
 
 __all__ = ['ResumableCheckpointHook', 'get_rng_state', 'set_rng_state', 'mid_window']
 
@@ -54,6 +57,10 @@ def _bare_model(runner):
     return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
 
+def _iteration_based(runner) -> bool:
+    return isinstance(runner.train_loop, IterBasedTrainLoop)
+
+
 def mid_window(wrapper: OptimWrapper) -> bool:
     """True when gradients of a partial accumulation window are in ``p.grad``."""
     counts = getattr(wrapper, '_accumulative_counts', 1)
@@ -66,11 +73,16 @@ class ResumableCheckpointHook(CheckpointHook):
 
     Takes every argument of MMEngine's ``CheckpointHook``. On top of it:
 
-    * **RNG states.** At the end of each training epoch every rank records its
-      python, numpy, torch (and CUDA) RNG states; checkpoints hold all ranks'
-      states, and each rank restores its own before the next training epoch,
-      both after a resume and in an uninterrupted run (which so also keeps
-      validation from shifting the training randomness).
+    * **RNG states.** At the end of each training epoch (of each iteration, under
+      ``IterBasedTrainLoop``) every rank records its python, numpy, torch (and
+      CUDA) RNG states; checkpoints hold all ranks' states, and each rank
+      restores its own before the next training epoch (before the next batch is
+      loaded), both after a resume and in an uninterrupted run (which so also
+      keeps validation from shifting the training randomness).
+    * **Iteration-based training.** On resume, MMEngine replays the data loader
+      to skip the batches already trained, loading and augmenting each; with
+      ``InfiniteSampler`` (mmseg's default) only the sampler's indices are
+      skipped, so resuming at iteration 80k costs no data loading.
     * **Gradient accumulation.** When a checkpoint falls inside an accumulation
       window (``accumulative_counts`` that does not divide the epoch), each
       rank's partial gradient is saved and restored into ``p.grad``.
@@ -84,8 +96,9 @@ class ResumableCheckpointHook(CheckpointHook):
 
     Bitwise resume holds for ``EpochBasedTrainLoop`` with epoch checkpoints and
     data loaders whose workers are not persistent (``num_workers=0`` or
-    ``persistent_workers=False``): persistent workers keep RNG states that no
-    checkpoint can hold.
+    ``persistent_workers=False``), and for ``IterBasedTrainLoop`` with checkpoints
+    by iteration and ``num_workers=0``: data loader workers keep RNG states that no
+    checkpoint can hold (under ``IterBasedTrainLoop`` they live the whole run).
 
     Example:
         >>> default_hooks = dict(checkpoint=dict(
@@ -109,23 +122,45 @@ class ResumableCheckpointHook(CheckpointHook):
                 check_replaceable(osp.join(runner.work_dir, 'last_checkpoint'))
         super().before_train(runner)
         loader = runner.train_dataloader
-        if getattr(loader, 'persistent_workers', False) and loader.num_workers > 0:
+        workers = getattr(loader, 'num_workers', 0)
+        if workers > 0 and (_iteration_based(runner)
+                            or getattr(loader, 'persistent_workers', False)):
             runner.logger.warning(
-                'ResumableCheckpointHook: train_dataloader has persistent_workers=True; '
-                'its workers keep RNG states no checkpoint holds, so a resumed run will '
-                'not be bitwise equal to an uninterrupted one. Set '
-                'persistent_workers=False for that.')
-        if not self.by_epoch:
+                'ResumableCheckpointHook: the train_dataloader workers live across '
+                'checkpoints (persistent_workers=True, or IterBasedTrainLoop) and keep '
+                'RNG states no checkpoint holds, so a resumed run will not be bitwise '
+                'equal to an uninterrupted one. num_workers=0 (or, by epoch, '
+                'persistent_workers=False) makes it so.')
+        if not self.by_epoch and not _iteration_based(runner):
             runner.logger.info(
-                'ResumableCheckpointHook: checkpoints by iteration resume with the '
-                'model, optimizer and RNG states, but MMEngine replays the data loader '
-                'to skip trained batches, so the resumed run is not bitwise exact.')
+                'ResumableCheckpointHook: checkpoints by iteration inside epochs resume '
+                'with the model, optimizer and RNG states, but MMEngine restarts the '
+                'interrupted epoch\'s data, so the resumed run is not bitwise exact.')
 
     # -- the RNG stream of training ---------------------------------------------------
     def before_train_epoch(self, runner) -> None:
+        if _iteration_based(runner):
+            if runner.train_loop.iter > 0:  # resumed: skip what was trained, then restore
+                runner.train_loop.dataloader_iterator = ResumedDataIterator(
+                    runner.train_loop, before_first_batch=self._restore_rng)
+            return
+        self._restore_rng()
+
+    def _restore_rng(self) -> None:
         if self._to_restore is not None:
             set_rng_state(self._to_restore)
             self._to_restore = None
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if _iteration_based(runner):
+            self._rng_snapshot = get_rng_state()
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
+
+    def after_val(self, runner) -> None:
+        """Under IterBasedTrainLoop validation runs between two batches: the next batch
+        then loads with the RNG states training left, as a resumed run loads it."""
+        if self._rng_snapshot is not None and _iteration_based(runner):
+            set_rng_state(self._rng_snapshot)
 
     def after_train_epoch(self, runner) -> None:
         self._rng_snapshot = get_rng_state()
