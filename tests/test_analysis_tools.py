@@ -127,6 +127,13 @@ def test_converter_table_and_warnings(tmp_path, capsys):
         converter.main(['nope.py'])
     with pytest.raises(SystemExit, match='--lr-ratio=0.0'):
         converter.main([adamw, '--lr-ratio', '0'])
+    # It replaces its own output, and nothing else: a user's file stays byte-identical.
+    assert converter.main([adamw, '--out', out]) == out
+    mine = tmp_path / 'mine.py'
+    mine.write_text('# my config\n')
+    with pytest.raises(SystemExit, match="--out=.*mine.py.*mmlion did not write it"):
+        converter.main([adamw, '--out', str(mine)])
+    assert mine.read_text() == '# my config\n'
 
 
 def _png_size(path):

@@ -16,7 +16,8 @@ What the converter does:
   * every lr-valued scheduler field (eta_min, eta_max, max_lr, min_value of lr
     schedulers) scaled like lr; factors and ratios kept;
   * paramwise_cfg, clip_grad, the OptimWrapper type and everything else inherited.
-It prints a table of what changed and why, and loads the new config to check it.
+It prints a table of what changed and why, and loads the new config to check it. It
+never replaces a file it did not write (the stamp rule of mmlion.utils.ownership).
 
 Example:
     python tools/misc/adamw_to_lion.py mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py \\
@@ -230,9 +231,12 @@ def main(argv=None) -> str:
         imports.append('mmlion')
     shown = spec if '::' in spec else osp.relpath(path)
     text = render(base, imports, optimizer, schedulers, args.lr_ratio, args.stable, shown)
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    with open(out, 'w') as f:
-        f.write(text)
+    from mmlion.engine.fileio import write_owned
+    from mmlion.utils.ownership import NotOwnedError
+    try:  # replaces only a config this tool wrote before
+        write_owned(text.encode(), out)
+    except NotOwnedError as e:
+        raise SystemExit(f'--out={out!r}: {e}')
     converted = Config.fromfile(out)  # it must load, and say Lion
     assert converted.optim_wrapper.optimizer.type == 'Lion'
     print(f'{spec} -> {out}\n')
