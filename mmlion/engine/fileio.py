@@ -24,6 +24,12 @@ __all__ = ['AtomicLocalBackend', 'atomic_write', 'write_owned']
 BACKEND_NAME = 'mmlion_atomic_local'
 
 
+def _umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write(data: bytes, filepath: Union[str, Path],
                  before_replace: Optional[Callable[[str], None]] = None) -> None:
     """Write ``data`` to ``filepath`` so that a crash leaves the old file or the
@@ -34,6 +40,7 @@ def atomic_write(data: bytes, filepath: Union[str, Path],
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(filepath)}.', suffix='.tmp', dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would make it (mkstemp makes 0600)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()

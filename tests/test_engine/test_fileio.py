@@ -60,3 +60,17 @@ def test_remove_deletes_only_mmlions_own_files(tmp_path):
     backend.rmtree(tmp_path)
     assert not ours.exists() and not is_owned_file(ours)
     assert theirs.read_bytes() == b'theirs'
+
+
+def test_atomic_write_gives_the_mode_open_would(tmp_path):
+    """Not mkstemp's private 0600: a converted config or a checkpoint is readable by
+    whoever the umask lets read what the user writes."""
+    old = os.umask(0o027)
+    try:
+        atomic_write(b'x', tmp_path / 'a')
+        with open(tmp_path / 'b', 'wb'):
+            pass
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / 'a').st_mode & 0o777 == os.stat(tmp_path / 'b').st_mode & 0o777
+    assert os.stat(tmp_path / 'a').st_mode & 0o777 == 0o640
