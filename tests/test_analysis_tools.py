@@ -61,7 +61,10 @@ def _check_numbers(source, converted, ratio, scale):
     assert new.lr == pytest.approx(src.lr * scale, rel=1e-5)
     assert new.lr * new.weight_decay == pytest.approx(src.lr * src.get('weight_decay', 0),
                                                       rel=1e-4)
-    for old_s, new_s in zip(source.param_scheduler, converted.param_scheduler):
+    listed = [s if isinstance(s, (list, tuple)) else [s]
+              for s in (source.get('param_scheduler') or [],
+                        converted.get('param_scheduler') or [])]
+    for old_s, new_s in zip(*listed):
         for key, value in old_s.items():
             if key in converter.LR_FIELDS and value:
                 assert new_s[key] == pytest.approx(value * scale, rel=1e-5), key
@@ -93,6 +96,80 @@ def test_converter_round_trips_mmdet_adamw_configs(config, tmp_path):
     wrapper = build_optim_wrapper(model, converted.optim_wrapper)
     assert type(wrapper.optimizer) is Lion
     assert wrapper.optimizer.defaults['lr'] == converted.optim_wrapper.optimizer.lr
+
+
+def _configs_of(package, kind='AdamW'):
+    """``package::path`` of every config of ``package`` whose optimizer is ``kind``, among
+    those that load here."""
+    import importlib
+    root = osp.join(osp.dirname(importlib.import_module(package).__file__), '.mim', 'configs')
+    found = []
+    for path in sorted(glob.glob(osp.join(root, '**', '*.py'), recursive=True)):
+        if '/_base_/' in path:
+            continue
+        try:
+            cfg = Config.fromfile(path)
+        except Exception:  # a few need packages not installed here (mmdet3d, ...)
+            continue
+        optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
+        if optimizer.get('type') == kind:
+            found.append(f'{package}::{osp.relpath(path, root)}')
+    return found
+
+
+# Models that cannot be built on this machine, whatever the optimizer: their configs
+# are converted and loaded, and only the model build is skipped.
+UNBUILDABLE_HERE = (
+    'requires extra multi-modal dependencies',  # mmpretrain's BLIP, OFA, ... (transformers)
+    'To use VPD model, please install',         # mmseg's VPD (diffusers)
+    'urlopen error',                             # downloads a teacher while it builds
+    'can not be found',                          # LoRA: reads a checkpoint while it builds
+    'switch_to_deploy() takes',                  # mmpretrain 1.2.0's LeViT deploy configs
+)
+
+
+def _build_with_lion(converted, scope):
+    init_default_scope(scope)
+    model_cfg = converted.model.copy()
+    model_cfg.pop('init_cfg', None)
+    try:
+        with torch.device('meta'):  # the structure, without allocating the weights
+            model = MODELS.build(copy.deepcopy(model_cfg))
+    except Exception:  # some models compute values while they build
+        model = MODELS.build(copy.deepcopy(model_cfg))
+    wrapper_cfg = copy.deepcopy(converted.optim_wrapper)
+    if wrapper_cfg.get('type') == 'AmpOptimWrapper':  # needs a GPU; the optimizer is the same
+        wrapper_cfg.update(type='OptimWrapper')
+        for amp_only in ('loss_scale', 'dtype', 'use_fsdp'):
+            wrapper_cfg.pop(amp_only, None)
+    return build_optim_wrapper(model, wrapper_cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('package,at_least', [('mmpretrain', 250), ('mmseg', 90)])
+def test_converter_round_trips_every_adamw_config_of(package, at_least, tmp_path):
+    """Every AdamW config of mmpretrain 1.2.0 (288) and mmseg 1.2.2 (102) that loads here
+    converts (eps and AdamW's betas dropped, lr * weight_decay held, schedules scaled)
+    and builds its model with Lion, but for models that cannot be built here at all."""
+    configs = _configs_of(package)
+    assert len(configs) >= at_least
+    failures, unbuildable = [], []
+    for config in configs:
+        out = converter.main([config, '--out', str(tmp_path / 'c.py')])
+        converted = Config.fromfile(out)
+        _check_numbers(Config.fromfile(converter.resolve(config)[0]), converted, 10, 1 / 10)
+        try:
+            wrapper = _build_with_lion(converted, converted.get('default_scope', package))
+        except Exception as e:
+            if any(reason in str(e) for reason in UNBUILDABLE_HERE):
+                unbuildable.append(config)
+                continue
+            failures.append(f'{config}: {type(e).__name__}: {e}')
+            continue
+        if type(wrapper.optimizer) is not Lion:
+            failures.append(f'{config}: built {type(wrapper.optimizer).__name__}')
+    assert not failures, '\n'.join(failures)
+    assert len(unbuildable) <= len(configs) // 8, unbuildable
 
 
 @pytest.mark.parametrize('config', ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
