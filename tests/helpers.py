@@ -14,6 +14,8 @@ DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py')
 ZERO_DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_2xb8-lion-zero-24e_shapes.py')
 FSDP_DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_2xb8-lion-fsdp-24e_shapes.py')
 DEEPSPEED_DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_2xb8-lion-deepspeed-24e_shapes.py')
+VIT_DEMO = osp.join(ROOT, 'configs/lion/demo/vit-tiny-p4_1xb32-lion-6e_shapes-crops.py')
+SEGFORMER_DEMO = osp.join(ROOT, 'configs/lion/demo/segformer-mit-b0_1xb8-lion-400i_shapes-masks.py')
 SHAPES = osp.join(ROOT, 'data', 'shapes')
 # On PYTHONPATH, it makes torchvision importable for mmpretrain (see its sitecustomize.py).
 TORCHVISION_SHIM = osp.join(TESTS, 'torchvision_cpu')

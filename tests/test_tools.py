@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from helpers import (DEEPSPEED_DEMO, DEMO, FSDP_DEMO, ZERO_DEMO, free_port, generate_shapes,
-                     python_tool, run_tool)
+from helpers import (DEEPSPEED_DEMO, DEMO, FSDP_DEMO, SEGFORMER_DEMO, TORCHVISION_SHIM,
+                     VIT_DEMO, ZERO_DEMO, free_port, generate_shapes, python_tool, run_tool)
 
 pytestmark = pytest.mark.slow
 
@@ -108,6 +108,30 @@ def test_demo_trains_loss_falls_and_clears_map_floor(tmp_path, shapes_data):
     match = re.search(r'bbox mAP: ([0-9.]+)', out)
     assert match, out[-3000:]
     assert float(match.group(1)) >= MAP_FLOOR_8E, match.group(0)
+
+
+@pytest.mark.parametrize('config,options,metric,floor', [
+    # mmpretrain: the ViT-B/16 recipe on a 4-layer ViT, 6 epochs of the Shapes crops.
+    (VIT_DEMO, [], r'accuracy/top1: ([0-9.]+)', 90.0),
+    # mmseg: the SegFormer recipe, IterBasedTrainLoop, 200 iterations of the masks.
+    (SEGFORMER_DEMO, ['train_cfg.max_iters=200', 'train_cfg.val_interval=200',
+                      'param_scheduler.1.end=200'], r'mIoU: ([0-9.]+)', 22.0),
+], ids=['mmpretrain-vit', 'mmseg-segformer'])
+def test_classification_and_segmentation_demos_train(tmp_path, shapes_data, config, options,
+                                                     metric, floor):
+    """tools/train.py on a Lion recipe of each other family, from scratch on CPU: the
+    loss falls, and the codebase's own metric scores the model (mmpretrain's Accuracy,
+    mmseg's IoUMetric; mIoU 22.5 is the all-background floor)."""
+    work_dir = str(tmp_path / 'run')
+    cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
+    out = run(cmd + (['--cfg-options', *options] if options else []),
+              env=dict(PYTHONPATH=TORCHVISION_SHIM))  # mmpretrain needs torchvision
+    losses = [r['loss'] for r in scalars(work_dir) if 'loss' in r]
+    assert len(losses) >= 10
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert last < 0.6 * first, (first, last)
+    scores = re.findall(metric, out)
+    assert scores and float(scores[-1]) >= floor, scores
 
 
 def _fingerprint(folder):
