@@ -1,6 +1,8 @@
-"""A small classification task on data that no one here made: scikit-learn's copy of
-the UCI handwritten digits, for the Lion-vs-AdamW convergence check
-(``tools/analysis_tools/convergence_digits.py``, ``configs/lion/digits/``)."""
+"""Small classification tasks on data that no one here made, for the Lion-vs-AdamW
+evidence (``tools/analysis_tools/convergence_digits.py``, ``configs/lion/digits/``,
+``configs/lion/lfw/``): scikit-learn's copy of the UCI handwritten digits, and
+scikit-image's LFW subset of faces and non-faces."""
 from .digits import DigitsAccuracy, DigitsDataset, DigitsMLP
+from .lfw import LFWSubsetDataset
 
-__all__ = ['DigitsAccuracy', 'DigitsDataset', 'DigitsMLP']
+__all__ = ['DigitsAccuracy', 'DigitsDataset', 'DigitsMLP', 'LFWSubsetDataset']

@@ -16,30 +16,33 @@ from mmlion.registry import DATASETS, METRICS, MODELS
 VAL_PER_CLASS = 36
 
 
+def stratified_split(y: np.ndarray, val_per_class: int):
+    """(train, val) indices: ``val_per_class`` of each class held out, by a fixed seed."""
+    rng = np.random.RandomState(0)
+    val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:val_per_class]
+                          for c in np.unique(y)])
+    train = np.setdiff1d(np.arange(len(y)), val)
+    return np.sort(train), np.sort(val)
+
+
 def _split():
     from sklearn.datasets import load_digits
     digits = load_digits()
     x = digits.data.astype(np.float32) / 16.0
     y = digits.target.astype(np.int64)
-    rng = np.random.RandomState(0)
-    val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:VAL_PER_CLASS]
-                          for c in range(10)])
-    train = np.setdiff1d(np.arange(len(y)), val)
-    return x, y, np.sort(train), np.sort(val)
+    return (x, y, *stratified_split(y, VAL_PER_CLASS))
 
 
-@DATASETS.register_module()
-class DigitsDataset(Dataset):
-    """``split='train'`` (1437 images) or ``'val'`` (360, 36 per class)."""
+class ArrayDataset(Dataset):
+    """``split='train'`` or ``'val'`` of arrays ``x`` (flattened) and labels ``y``."""
 
-    def __init__(self, split: str = 'train'):
+    def __init__(self, split, x, y, train, val, classes):
         if split not in ('train', 'val'):
             raise ValueError(f"Invalid split: split={split!r} (must be 'train' or 'val')")
-        x, y, train, val = _split()
         index = train if split == 'train' else val
-        self.x = torch.from_numpy(x[index])
+        self.x = torch.from_numpy(x[index].reshape(len(index), -1))
         self.y = torch.from_numpy(y[index])
-        self.metainfo = dict(classes=tuple(str(c) for c in range(10)), split=split)
+        self.metainfo = dict(classes=classes, split=split)
 
     def __len__(self):
         return len(self.y)
@@ -48,16 +51,25 @@ class DigitsDataset(Dataset):
         return dict(inputs=self.x[i], labels=self.y[i])
 
 
+@DATASETS.register_module()
+class DigitsDataset(ArrayDataset):
+    """``split='train'`` (1437 images) or ``'val'`` (360, 36 per class)."""
+
+    def __init__(self, split: str = 'train'):
+        super().__init__(split, *_split(), classes=tuple(str(c) for c in range(10)))
+
+
 @MODELS.register_module()
 class DigitsMLP(BaseModel):
-    """64 -> hidden -> hidden -> 10, ReLU."""
+    """in_features -> hidden -> hidden -> num_classes, ReLU (the digits' 64 -> 10 by
+    default)."""
 
-    def __init__(self, hidden: int = 128):
+    def __init__(self, hidden: int = 128, in_features: int = 64, num_classes: int = 10):
         super().__init__()
         self.net = torch.nn.Sequential(
-            torch.nn.Linear(64, hidden), torch.nn.ReLU(),
+            torch.nn.Linear(in_features, hidden), torch.nn.ReLU(),
             torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
-            torch.nn.Linear(hidden, 10))
+            torch.nn.Linear(hidden, num_classes))
 
     def forward(self, inputs, labels=None, mode='tensor'):
         logits = self.net(inputs)

@@ -1,13 +1,16 @@
-"""Lion against AdamW on data no one here made: scikit-learn's UCI handwritten digits.
+"""Lion against AdamW on data no one here made: scikit-learn's UCI handwritten digits
+(``--task digits``) or scikit-image's LFW subset of faces and non-faces (``--task lfw``).
 
-Trains ``configs/lion/digits/mlp_1xb32-adamw-20e_digits.py`` and its Lion twin (written
-from it by ``tools/misc/adamw_to_lion.py --lr-ratio 3``) with ``tools/train.py`` (the
-MMEngine Runner, one process each) for several seeds, reads MMEngine's own logs, and
-prints validation accuracy and loss, and training loss, at equal epochs: per seed and
-as mean +- standard deviation. ``--plot`` draws validation accuracy per epoch.
+Trains the task's AdamW config (``configs/lion/digits/mlp_1xb32-adamw-20e_digits.py``,
+``configs/lion/lfw/mlp_1xb16-adamw-30e_lfw.py``) and its Lion twin (written from it by
+``tools/misc/adamw_to_lion.py --lr-ratio 3``) with ``tools/train.py`` (the MMEngine
+Runner, one process each) for several seeds, reads MMEngine's own logs, and prints
+validation accuracy and loss, and training loss, at equal epochs: per seed and as mean
++- standard deviation. ``--plot`` draws validation accuracy per epoch.
 
 Example:
     python tools/analysis_tools/convergence_digits.py --seeds 0 1 2 --plot digits.png
+    python tools/analysis_tools/convergence_digits.py --task lfw --plot lfw.png
 """
 import argparse
 import json
@@ -20,17 +23,25 @@ import tempfile
 from typing import Dict, List
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIGS = {
-    'AdamW': 'configs/lion/digits/mlp_1xb32-adamw-20e_digits.py',
-    'Lion (converted)': 'configs/lion/digits/mlp_1xb32-lion-20e_digits.py',
+# task: (configs by optimizer, epochs, what the validation split is, an epoch's steps)
+TASKS = {
+    'digits': ({'AdamW': 'configs/lion/digits/mlp_1xb32-adamw-20e_digits.py',
+                'Lion (converted)': 'configs/lion/digits/mlp_1xb32-lion-20e_digits.py'},
+               20, 'the 360 held-out digits', '45 iterations of 32 images'),
+    'lfw': ({'AdamW': 'configs/lion/lfw/mlp_1xb16-adamw-30e_lfw.py',
+             'Lion (converted)': 'configs/lion/lfw/mlp_1xb16-lion-30e_lfw.py'},
+            30, 'the 50 held-out crops', '10 iterations of 16 crops'),
 }
+CONFIGS = TASKS['digits'][0]
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--task', choices=list(TASKS), default='digits')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--epochs', type=int, default=20)
+    parser.add_argument('--epochs', type=int, default=None,
+                        help="default: the task's (digits 20, lfw 30)")
     parser.add_argument('--report', type=int, nargs='+', default=None,
                         help='epochs to tabulate (default: a quarter, half and all)')
     parser.add_argument('--work-dir', default=None, help='keep the runs here')
@@ -39,12 +50,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def train(config: str, seed: int, epochs: int, work_dir: str) -> Dict[str, dict]:
-    """Run tools/train.py; return {epoch: {val_accuracy, val_loss, train_loss}}."""
+def train(config: str, seed: int, epochs: int, work_dir: str, args=(),
+          options=()) -> Dict[str, dict]:
+    """Run tools/train.py (with more ``args`` and ``--cfg-options``); return
+    {epoch: {val_accuracy, val_loss, train_loss}}."""
     cmd = [sys.executable, osp.join(ROOT, 'tools/train.py'), osp.join(ROOT, config),
-           '--work-dir', work_dir, '--cfg-options', f'randomness.seed={seed}',
+           '--work-dir', work_dir, *args, '--cfg-options', f'randomness.seed={seed}',
            f'train_cfg.max_epochs={epochs}', f'param_scheduler.1.end={epochs}',
-           f'param_scheduler.1.T_max={epochs}', f'default_hooks.checkpoint.interval={epochs}']
+           f'param_scheduler.1.T_max={epochs}', f'default_hooks.checkpoint.interval={epochs}',
+           *options]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stdout[-2000:]}\n'
@@ -75,17 +89,19 @@ def mean_std(values: List[float]) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
+    configs, default_epochs, val_split, epoch_steps = TASKS[args.task]
+    args.epochs = args.epochs or default_epochs
     report = args.report or sorted({max(1, args.epochs // 4), max(1, args.epochs // 2),
                                     args.epochs})
-    root = args.work_dir or tempfile.mkdtemp(prefix='digits_')
+    root = args.work_dir or tempfile.mkdtemp(prefix=f'{args.task}_')
     results: Dict[str, Dict[int, dict]] = {}
     for seed in args.seeds:  # interleaved: both optimizers per seed
-        for name, config in CONFIGS.items():
+        for name, config in configs.items():
             work_dir = osp.join(root, f'{name.split()[0].lower()}_seed{seed}')
             print(f'training {name}, seed {seed} ...', flush=True)
             results.setdefault(name, {})[seed] = train(config, seed, args.epochs, work_dir)
 
-    print('\n### Per seed (val = the 360 held-out digits; train loss = mean logged loss '
+    print(f'\n### Per seed (val = {val_split}; train loss = mean logged loss '
           'of the epoch)\n')
     print('| optimizer | seed | ' + ' | '.join(f'val acc @ {e}' for e in report) +
           ' | ' + ' | '.join(f'val loss @ {e}' for e in report) + ' |')
@@ -113,7 +129,7 @@ def main(argv=None):
             accs = [[s[e]['val_accuracy'] for s in seeds.values()] for e in epochs]
             ax.plot(epochs, [statistics.mean(a) for a in accs], marker='o', label=name)
             ax.fill_between(epochs, [min(a) for a in accs], [max(a) for a in accs], alpha=0.2)
-        ax.set_xlabel('epoch (45 iterations of 32 images)')
+        ax.set_xlabel(f'epoch ({epoch_steps})')
         ax.set_ylabel('val accuracy (mean, band: min-max over seeds)')
         ax.grid(alpha=0.3)
         ax.legend()

@@ -30,6 +30,9 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=20, T_max=20, eta_min=1e-5),
 ]
 
+# tools/train.py --auto-scale-lr scales lr linearly from this batch (the batch-size sweep).
+auto_scale_lr = dict(enable=False, base_batch_size=32)
+
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=15),
     checkpoint=dict(type='mmlion.ResumableCheckpointHook', interval=20))
