@@ -1,8 +1,10 @@
 """The evidence tools: the AdamW-to-Lion converter on MMDetection's own configs, the
 schedule plot, the run comparison and the digits convergence check (real runs of
 tools/train.py, real PNGs)."""
+import contextlib
 import copy
 import glob
+import json
 import os.path as osp
 import sys
 
@@ -20,6 +22,7 @@ converter = load_tool('tools/misc/adamw_to_lion.py')
 vis_scheduler = load_tool('tools/analysis_tools/vis_scheduler.py')
 compare_runs = load_tool('tools/analysis_tools/compare_runs.py')
 convergence = load_tool('tools/analysis_tools/convergence_digits.py')
+batch_size = load_tool('tools/analysis_tools/batch_size_digits.py')
 
 
 def _mmdet_configs(kind):
@@ -43,8 +46,8 @@ ADAMW = _mmdet_configs('AdamW')
 
 def test_there_are_adamw_configs_to_convert():
     assert len(ADAMW) >= 20, ADAMW
-    assert {c.split('/')[0] for c in ADAMW} == {'mmdet::rtmdet', 'mmdet::faster_rcnn',
-                                                 'mmdet::dino'}
+    folders = {c.split('/')[0] for c in ADAMW}
+    assert folders == {'mmdet::rtmdet', 'mmdet::faster_rcnn', 'mmdet::dino'}
 
 
 def _unscoped(value):
@@ -77,6 +80,43 @@ def _check_numbers(source, converted, ratio, scale):
     assert 'mmlion' in converted.custom_imports.imports
 
 
+@contextlib.contextmanager
+def _parameters_on_meta():
+    """Each parameter moves to the meta device as its module registers it, before the
+    module initialises it: for models that compute with tensors while they build
+    (``linspace(...).item()``), which ``torch.device('meta')`` cannot build."""
+    register = torch.nn.Module.register_parameter
+
+    def register_on_meta(module, name, param):
+        if param is not None and param.device.type != 'meta':
+            param = torch.nn.Parameter(param.to('meta'), requires_grad=param.requires_grad)
+        register(module, name, param)
+
+    torch.nn.Module.register_parameter = register_on_meta
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = register
+
+
+def _build_with_lion(converted, scope):
+    init_default_scope(scope)
+    model_cfg = converted.model.copy()
+    model_cfg.pop('init_cfg', None)
+    try:
+        with torch.device('meta'):  # the structure, without allocating the weights
+            model = MODELS.build(copy.deepcopy(model_cfg))
+    except Exception:  # some models compute values while they build
+        with _parameters_on_meta():
+            model = MODELS.build(copy.deepcopy(model_cfg))
+    wrapper_cfg = copy.deepcopy(converted.optim_wrapper)
+    if wrapper_cfg.get('type') == 'AmpOptimWrapper':  # needs a GPU; the optimizer is the same
+        wrapper_cfg.update(type='OptimWrapper')
+        for amp_only in ('loss_scale', 'dtype', 'use_fsdp'):
+            wrapper_cfg.pop(amp_only, None)
+    return build_optim_wrapper(model, wrapper_cfg)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('config', ADAMW)
 def test_converter_round_trips_mmdet_adamw_configs(config, tmp_path):
@@ -85,15 +125,7 @@ def test_converter_round_trips_mmdet_adamw_configs(config, tmp_path):
     source = Config.fromfile(converter.resolve(config)[0])
     converted = Config.fromfile(out)
     _check_numbers(source, converted, ratio, 1 / ratio)
-    init_default_scope('mmdet')
-    model_cfg = converted.model.copy()
-    model_cfg.pop('init_cfg', None)
-    try:
-        with torch.device('meta'):  # the structure, without allocating the weights
-            model = MODELS.build(copy.deepcopy(model_cfg))
-    except (RuntimeError, NotImplementedError):  # Swin computes values while it builds
-        model = MODELS.build(copy.deepcopy(model_cfg))
-    wrapper = build_optim_wrapper(model, converted.optim_wrapper)
+    wrapper = _build_with_lion(converted, 'mmdet')
     assert type(wrapper.optimizer) is Lion
     assert wrapper.optimizer.defaults['lr'] == converted.optim_wrapper.optimizer.lr
 
@@ -126,23 +158,6 @@ UNBUILDABLE_HERE = (
     'can not be found',                          # LoRA: reads a checkpoint while it builds
     'switch_to_deploy() takes',                  # mmpretrain 1.2.0's LeViT deploy configs
 )
-
-
-def _build_with_lion(converted, scope):
-    init_default_scope(scope)
-    model_cfg = converted.model.copy()
-    model_cfg.pop('init_cfg', None)
-    try:
-        with torch.device('meta'):  # the structure, without allocating the weights
-            model = MODELS.build(copy.deepcopy(model_cfg))
-    except Exception:  # some models compute values while they build
-        model = MODELS.build(copy.deepcopy(model_cfg))
-    wrapper_cfg = copy.deepcopy(converted.optim_wrapper)
-    if wrapper_cfg.get('type') == 'AmpOptimWrapper':  # needs a GPU; the optimizer is the same
-        wrapper_cfg.update(type='OptimWrapper')
-        for amp_only in ('loss_scale', 'dtype', 'use_fsdp'):
-            wrapper_cfg.pop(amp_only, None)
-    return build_optim_wrapper(model, wrapper_cfg)
 
 
 @pytest.mark.slow
@@ -267,6 +282,35 @@ def test_convergence_check_and_compare_runs(tmp_path, capsys):
     assert _png_size(out) == (1200, 450)
     with pytest.raises(FileNotFoundError, match='no \\*/vis_data/scalars.json'):
         compare_runs.main([str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_batch_size_sweep_and_lfw_runs(tmp_path, capsys):
+    """The evidence scripts, shortened: one batch size of the digits sweep (lr scaled
+    from batch 32, so batch 256 trains at 8x) and one seed of the LFW subset."""
+    results = batch_size.main(['--batch-sizes', '256', '--seeds', '0', '--epochs', '2',
+                               '--work-dir', str(tmp_path / 'sweep'),
+                               '--plot', str(tmp_path / 'batch.png')])
+    printed = capsys.readouterr().out
+    assert '| 256 | AdamW |' in printed and '| 256 | Lion (converted) |' in printed
+    for name, by_batch in results.items():
+        assert sorted(by_batch) == [256]
+        assert all(0.5 < run['val_accuracy'] <= 1 for runs in by_batch.values()
+                   for run in runs), (name, by_batch)
+    assert _png_size(tmp_path / 'batch.png') == (1100, 420)
+    log = glob.glob(str(tmp_path / 'sweep' / 'lion_b256_seed0' / '*' / 'vis_data' /
+                        'scalars.json'))[0]
+    with open(log) as f:
+        lrs = [json.loads(line)['lr'] for line in f if '"lr"' in line]
+    lion_lr = Config.fromfile(osp.join(ROOT, convergence.CONFIGS['Lion (converted)']))
+    assert max(lrs) == pytest.approx(lion_lr.optim_wrapper.optimizer.lr * 256 / 32, rel=0.05)
+
+    lfw = convergence.main(['--task', 'lfw', '--seeds', '0', '--epochs', '3',
+                            '--report', '3', '--work-dir', str(tmp_path / 'lfw')])
+    printed = capsys.readouterr().out
+    assert 'the 50 held-out crops' in printed
+    for name, seeds in lfw.items():  # faces against non-faces: chance is 0.5
+        assert all(s[3]['val_accuracy'] > 0.7 for s in seeds.values()), (name, seeds)
 
 
 @pytest.mark.slow
