@@ -21,8 +21,10 @@ TORCH_SPEC="torch==2.13.0"   # the CPU build on this project's machines
 # convergence check trains on: data no one here made, with no download.
 # triton runs the fused GPU kernel's tests on the CPU, in its interpreter (TRITON_INTERPRET=1);
 # 3.6.0 is the version the CUDA torch wheels of the GPU machines bring (about 640 MB).
+# scikit-image ships the LFW subset (200 real face and non-face crops), the evidence's
+# second real dataset.
 STACK=("setuptools<80" wheel ninja numpy "mmengine==0.10.7" pycocotools pytest matplotlib
-       scikit-learn "triton==3.6.0")
+       scikit-learn scikit-image "triton==3.6.0")
 STAMP="$VENV/.mmlion-install-stamp"
 stamp_value() {
     cat "$ROOT/tools/install.sh" "$ROOT/setup.py" "$ROOT"/mmlion/csrc/*.cpp | sha256sum | cut -c1-16
