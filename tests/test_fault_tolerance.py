@@ -89,9 +89,13 @@ def assert_bitwise_equal(a, b, where=''):
 
 
 def kill_and_resume(tmp_path, config, name, nproc=1, port=29531, kill_iter=8,
-                    resumed_at='resumed epoch: 1, iter: 5', load_checkpoint=load):
-    """Train, SIGKILL in the middle of epoch 2 (iteration 8), resume from the last
-    checkpoint, finish. Returns the final checkpoint."""
+                    resumed_at='resumed epoch: 1, iter: 5', load_checkpoint=load,
+                    checkpoints=('epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth')):
+    """Train, SIGKILL after iteration ``kill_iter`` (by default in the middle of epoch
+    2), resume from the last checkpoint, finish. ``checkpoints``: the last one written
+    before the kill, the next one (never written), the final one. Returns the final
+    checkpoint and the resumed run's output."""
+    last, next_one, final = checkpoints
     work_dir = tmp_path / name
     killer = f"dict(type='KillAtIterHook', kill_iter={kill_iter})"
     killed_config = config[:-len('.py')] + '_killed.py'
@@ -100,11 +104,11 @@ def kill_and_resume(tmp_path, config, name, nproc=1, port=29531, kill_iter=8,
     train(killed_config, work_dir, nproc=nproc, port=port,
           expect_rc=-signal.SIGKILL if nproc == 1 else None)
     with open(work_dir / 'last_checkpoint') as f:
-        assert f.read().strip().endswith('epoch_1.pth')
-    assert not (work_dir / 'epoch_2.pth').exists()
+        assert f.read().strip().endswith(last)
+    assert not (work_dir / next_one).exists()
     out = train(config, work_dir, '--resume', nproc=nproc, port=port + 1)
     assert resumed_at in out, out[-3000:]
-    return load_checkpoint(work_dir / 'epoch_3.pth'), out
+    return load_checkpoint(work_dir / final), out
 
 
 def test_sigkill_mid_epoch_and_resume_is_bitwise_equal(tmp_path):
@@ -197,17 +201,9 @@ def test_iteration_based_sigkill_and_resume_is_bitwise_equal(tmp_path, checkpoin
                              'iter')
     train(config, tmp_path / 'straight')
     straight = load(tmp_path / 'straight' / 'iter_12.pth')
-    work_dir = tmp_path / 'resumed'
-    killed = config[:-len('.py')] + '_killed.py'
-    with open(config) as f, open(killed, 'w') as g:
-        g.write(f.read().replace('custom_hooks = []',
-                                 "custom_hooks = [dict(type='KillAtIterHook', kill_iter=6)]"))
-    train(killed, work_dir, expect_rc=-signal.SIGKILL)
-    with open(work_dir / 'last_checkpoint') as f:
-        assert f.read().strip().endswith('iter_4.pth')
-    out = train(config, work_dir, '--resume')
-    assert 'resumed epoch: 0, iter: 4' in out, out[-3000:]
-    resumed = load(work_dir / 'iter_12.pth')
+    resumed, out = kill_and_resume(tmp_path, config, 'resumed', kill_iter=6,
+                                   resumed_at='resumed epoch: 0, iter: 4',
+                                   checkpoints=('iter_4.pth', 'iter_8.pth', 'iter_12.pth'))
     assert straight['meta']['iter'] == resumed['meta']['iter'] == 12
     if checkpoint_hook == 'CheckpointHook':
         with pytest.raises(AssertionError):
@@ -375,17 +371,9 @@ def test_deepspeed_zero2_through_mmengine_matches_ddp_and_resumes(tmp_path, ddp_
         g.write(f.read().replace('gradient_accumulation_steps=3', 'gradient_accumulation_steps=5'))
     train(windows_of_an_epoch, tmp_path / 'gas5_straight', nproc=2, port=free_port())
     uninterrupted = deepspeed_weights(tmp_path / 'gas5_straight' / 'epoch_3.pth')
-    work_dir = tmp_path / 'gas5_resumed'
-    killed = windows_of_an_epoch[:-len('.py')] + '_killed.py'
-    with open(windows_of_an_epoch) as f, open(killed, 'w') as g:
-        g.write(f.read().replace('custom_hooks = []',
-                                 "custom_hooks = [dict(type='KillAtIterHook', kill_iter=8)]"))
-    train(killed, work_dir, nproc=2, port=free_port(), expect_rc=None)
-    assert not (work_dir / 'epoch_2.pth').exists()
-    out = train(windows_of_an_epoch, work_dir, '--resume', nproc=2, port=free_port())
-    assert 'resumed epoch: 1, iter: 5' in out, out[-3000:]
+    resumed, out = kill_and_resume(tmp_path, windows_of_an_epoch, 'gas5_resumed', nproc=2,
+                                   port=free_port(), load_checkpoint=deepspeed_weights)
     assert 'holds no RNG states' not in out
-    resumed = deepspeed_weights(work_dir / 'epoch_3.pth')
     for name, value in uninterrupted.items():
         assert torch.equal(resumed[name], value), name
 
