@@ -170,7 +170,7 @@ def test_converter_round_trips_every_adamw_config_of(package, at_least, tmp_path
     assert len(configs) >= at_least
     failures, unbuildable = [], []
     for config in configs:
-        out = converter.main([config, '--out', str(tmp_path / 'c.py')])
+        out = converter.main([config, '--out', str(tmp_path / 'c.py'), '--lr-ratio', '10'])
         converted = Config.fromfile(out)
         _check_numbers(Config.fromfile(converter.resolve(config)[0]), converted, 10, 1 / 10)
         try:
@@ -190,12 +190,28 @@ def test_converter_round_trips_every_adamw_config_of(package, at_least, tmp_path
 @pytest.mark.parametrize('config', ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
                                     'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'])
 def test_converter_takes_sgd_to_adamw_scale_first(config, tmp_path, capsys):
-    out = converter.main([config, '--out', str(tmp_path / 'c.py')])
+    out = converter.main([config, '--out', str(tmp_path / 'c.py'), '--lr-ratio', '10'])
     source, converted = Config.fromfile(converter.resolve(config)[0]), Config.fromfile(out)
     _check_numbers(source, converted, 10, 1 / (converter.SGD_TO_ADAMW * 10))
     printed = capsys.readouterr().out
     assert '| momentum | 0.9 | - |' in printed
     assert 'L2 penalty' in printed and 'below 64' in printed
+
+
+@pytest.mark.parametrize('config,ratio,betas', [
+    # total batch 16: ratio 3 and the stable betas, what matched AdamW on Shapes
+    (osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_1xb16-adamw-24e_shapes.py'), 3,
+     converter.STABLE_BETAS),
+    ('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py', 10, converter.BETAS),  # batch 256
+])
+def test_converter_default_follows_the_total_batch(config, ratio, betas, tmp_path, capsys):
+    out = converter.main([config, '--out', str(tmp_path / 'c.py')])
+    source, converted = Config.fromfile(converter.resolve(config)[0]), Config.fromfile(out)
+    _check_numbers(source, converted, ratio, 1 / ratio)
+    assert tuple(converted.optim_wrapper.optimizer.betas) == betas
+    with open(out) as f:
+        assert f'--lr-ratio {ratio}' in f.read()  # the effective command, in the header
+    assert ('matched AdamW over 3 seeds' in capsys.readouterr().out) == (ratio == 3)
 
 
 def test_converter_table_and_warnings(tmp_path, capsys):
