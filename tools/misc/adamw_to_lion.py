@@ -8,7 +8,7 @@ decay per step, stays what it was. betas=(0.9, 0.99) is the default and
 (0.95, 0.98) helps stability. Lion gains more from large batches than AdamW: at a
 total batch below 64 it may not beat AdamW. There the default is ratio 3 with betas
 (0.95, 0.98): on the Shapes demo (batch 16, three seeds) that matched AdamW's mean bbox
-mAP, where ratio 10 lost 2 points on average and spread ten times as wide
+mAP, where ratio 10 lost 5 points on average and spread seven times as wide
 (docs/evidence.md). Give --lr-ratio to choose yourself.
 
 What the converter does:
