@@ -103,12 +103,17 @@ def _build_with_lion(converted, scope):
     init_default_scope(scope)
     model_cfg = converted.model.copy()
     model_cfg.pop('init_cfg', None)
-    try:
-        with torch.device('meta'):  # the structure, without allocating the weights
-            model = MODELS.build(copy.deepcopy(model_cfg))
-    except Exception:  # some models compute values while they build
-        with _parameters_on_meta():
-            model = MODELS.build(copy.deepcopy(model_cfg))
+    attempts = (lambda: torch.device('meta'),  # the structure, without allocating weights
+                _parameters_on_meta,  # for models that compute values while they build
+                contextlib.nullcontext)  # for models that use their weights while they build
+    for attempt, context in enumerate(attempts, 1):
+        try:
+            with context():
+                model = MODELS.build(copy.deepcopy(model_cfg))
+            break
+        except Exception:
+            if attempt == len(attempts):
+                raise
     wrapper_cfg = copy.deepcopy(converted.optim_wrapper)
     if wrapper_cfg.get('type') == 'AmpOptimWrapper':  # needs a GPU; the optimizer is the same
         wrapper_cfg.update(type='OptimWrapper')
