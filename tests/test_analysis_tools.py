@@ -25,23 +25,28 @@ convergence = load_tool('tools/analysis_tools/convergence_digits.py')
 batch_size = load_tool('tools/analysis_tools/batch_size_digits.py')
 
 
-def _mmdet_configs(kind):
-    import mmdet
-    root = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
+def _configs_of(package, kind='AdamW', folders=('**', ), unloadable=(ImportError, )):
+    """``package::path`` of every config under ``folders`` of ``package`` whose optimizer
+    is ``kind``, among those that load here (``unloadable``: the errors of those that
+    do not, as they need packages not installed here)."""
+    import importlib
+    root = osp.join(osp.dirname(importlib.import_module(package).__file__), '.mim', 'configs')
     found = []
-    for folder in ('rtmdet', 'retinanet', 'faster_rcnn', 'dino'):
-        for path in sorted(glob.glob(osp.join(root, folder, '*.py'))):
+    for folder in folders:
+        for path in sorted(glob.glob(osp.join(root, folder, '*.py'), recursive=True)):
+            if '/_base_/' in path:
+                continue
             try:
                 cfg = Config.fromfile(path)
-            except ImportError:  # needs mmpretrain, which is not installed here
+            except unloadable:
                 continue
             optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
             if optimizer.get('type') == kind:
-                found.append(f'mmdet::{folder}/{osp.basename(path)}')
+                found.append(f'{package}::{osp.relpath(path, root)}')
     return found
 
 
-ADAMW = _mmdet_configs('AdamW')
+ADAMW = _configs_of('mmdet', folders=('rtmdet', 'retinanet', 'faster_rcnn', 'dino'))
 
 
 def test_there_are_adamw_configs_to_convert():
@@ -135,25 +140,6 @@ def test_converter_round_trips_mmdet_adamw_configs(config, tmp_path):
     assert wrapper.optimizer.defaults['lr'] == converted.optim_wrapper.optimizer.lr
 
 
-def _configs_of(package, kind='AdamW'):
-    """``package::path`` of every config of ``package`` whose optimizer is ``kind``, among
-    those that load here."""
-    import importlib
-    root = osp.join(osp.dirname(importlib.import_module(package).__file__), '.mim', 'configs')
-    found = []
-    for path in sorted(glob.glob(osp.join(root, '**', '*.py'), recursive=True)):
-        if '/_base_/' in path:
-            continue
-        try:
-            cfg = Config.fromfile(path)
-        except Exception:  # a few need packages not installed here (mmdet3d, ...)
-            continue
-        optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
-        if optimizer.get('type') == kind:
-            found.append(f'{package}::{osp.relpath(path, root)}')
-    return found
-
-
 # Models that cannot be built on this machine, whatever the optimizer: their configs
 # are converted and loaded, and only the model build is skipped.
 UNBUILDABLE_HERE = (
@@ -171,7 +157,9 @@ def test_converter_round_trips_every_adamw_config_of(package, at_least, tmp_path
     """Every AdamW config of mmpretrain 1.2.0 (288) and mmseg 1.2.2 (102) that loads here
     converts (eps and AdamW's betas dropped, lr * weight_decay held, schedules scaled)
     and builds its model with Lion, but for models that cannot be built here at all."""
-    configs = _configs_of(package)
+    # mmpretrain: 4 configs mix lazy-import and classic syntax (RuntimeError), 2 name
+    # registry entries it lacks (KeyError)
+    configs = _configs_of(package, unloadable=(ImportError, RuntimeError, KeyError))
     assert len(configs) >= at_least
     failures, unbuildable = [], []
     for config in configs:
