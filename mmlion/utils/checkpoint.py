@@ -14,6 +14,7 @@ FSDP's sharded checkpoints (``FSDPStrategy(state_dict_cfg='local')``, one
 its shards and their metadata, all plain data) are allowed as well, and the getattr
 stand-in resolves ``ShardedTensor.ProcessGroupState`` (how that nested class pickles).
 """
+import functools
 import pickle
 
 import numpy as np
@@ -22,13 +23,16 @@ import torch
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
 
 
+@functools.lru_cache(maxsize=None)
 def _allowed_attributes():
-    """``{class: names}`` the getattr stand-in may resolve."""
+    """``{class: names}`` the getattr stand-in may resolve (built once: a checkpoint
+    calls the stand-in for every statistic of its message hub)."""
     from mmengine.logging import HistoryBuffer
     allowed = {HistoryBuffer: _HISTORY_BUFFER_METHODS}
-    sharded_tensor = _sharded_tensor_globals()
-    if sharded_tensor:
-        allowed[sharded_tensor[0]] = ('ProcessGroupState', )
+    sharded_tensor_classes = _sharded_tensor_globals()
+    if sharded_tensor_classes:
+        sharded_tensor = sharded_tensor_classes[0]
+        allowed[sharded_tensor] = ('ProcessGroupState', )
     return allowed
 
 
@@ -53,6 +57,7 @@ def _numpy_globals():
 
 
 def _sharded_tensor_globals():
+    """ShardedTensor first, then the classes it pickles with; none without distributed."""
     try:
         from torch.distributed._shard.metadata import ShardMetadata
         from torch.distributed._shard.sharded_tensor import metadata, shard
