@@ -10,12 +10,7 @@ Set ``MMLION_NO_EXT=1`` to skip the build on purpose.
 import os
 import sys
 
-from setuptools import find_packages, setup
-
-here = os.path.dirname(os.path.abspath(__file__))
-version = {}
-with open(os.path.join(here, 'mmlion', 'version.py')) as f:
-    exec(f.read(), version)
+from setuptools import setup
 
 
 def extensions():
@@ -38,23 +33,6 @@ def extensions():
 
 ext_modules, cmdclass = extensions()
 
-setup(
-    name='mmlion',
-    version=version['__version__'],
-    description='The Lion optimizer for OpenMMLab: exact, fused, registered as type=Lion',
-    long_description=open(os.path.join(here, 'README.md')).read()
-    if os.path.exists(os.path.join(here, 'README.md')) else '',
-    long_description_content_type='text/markdown',
-    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
-    package_data={'mmlion': ['csrc/*.cpp']},
-    python_requires='>=3.8',
-    install_requires=['torch', 'mmengine>=0.10.0'],
-    # triton: the fused GPU step (torch's CUDA wheels already bring it; the tests run its
-    # kernels on the CPU in Triton's interpreter).
-    extras_require={'tests': ['pytest', 'triton>=3.0'], 'gpu': ['triton>=3.0'],
-                    'det': ['mmcv>=2.0.0rc4,<2.2.0', 'mmdet>=3.0.0']},
-    ext_modules=ext_modules,
-    cmdclass=cmdclass,
-    zip_safe=False,
-    license='Apache-2.0',
-)
+# The metadata (name, version, Python and extras) is in pyproject.toml; this file adds
+# only what needs code: the C++ extension, built against the torch in the environment.
+setup(ext_modules=ext_modules, cmdclass=cmdclass, zip_safe=False)

@@ -24,10 +24,14 @@ changed, and the compiled kernel is loaded (or compiled, once) at the first CPU 
 Triton is imported at the first fused GPU step; deepspeed, where installed, is imported
 by MMEngine's strategies module, which the strategies above extend.
 """
-from . import engine  # noqa: F401  (registers the hook, file backend and strategies)
-from .optim import Lion
-from .utils.checkpoint import allow_mmengine_checkpoints
-from .version import __version__
+from .utils.versions import require_stack
+
+require_stack()  # torch >= 2.1 and MMEngine (mmengine or onedl-mmengine) >= 0.10, or a clear error
+
+from . import engine  # noqa: E402,F401  (registers the hook, file backend and strategies)
+from .optim import Lion  # noqa: E402
+from .utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
+from .version import __version__  # noqa: E402
 
 allow_mmengine_checkpoints()
 

@@ -44,7 +44,8 @@ def triton_device(monkeypatch):
     else CPU tensors in Triton's interpreter (``fused=True`` then takes CPU tensors
     to the Triton kernel instead of the C++ one)."""
     from mmlion.ops import lion_triton
-    assert lion_triton.available(), lion_triton.load_error()
+    if not lion_triton.available():  # no Triton, or one older than the kernel needs
+        pytest.skip(lion_triton.load_error())
     if torch.cuda.is_available():
         return torch.device('cuda')
     assert os.environ.get('TRITON_INTERPRET') == '1'

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from typing import Dict, List, Optional
 
+from mmlion.utils import versions
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TESTS = osp.join(ROOT, 'tests')
 DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py')
@@ -17,6 +19,11 @@ DEEPSPEED_DEMO = osp.join(ROOT, 'configs/lion/demo/rtmdet_tiny_2xb8-lion-deepspe
 VIT_DEMO = osp.join(ROOT, 'configs/lion/demo/vit-tiny-p4_1xb32-lion-6e_shapes-crops.py')
 SEGFORMER_DEMO = osp.join(ROOT, 'configs/lion/demo/segformer-mit-b0_1xb8-lion-400i_shapes-masks.py')
 SHAPES = osp.join(ROOT, 'data', 'shapes')
+# Why a feature cannot run on the installed versions (None where it can): the tests
+# that need it skip with this reason, the one mmlion's own refusal gives.
+FSDP2_UNSUPPORTED = versions.unsupported('FSDP2 (fully_shard) and DTensor parameters', 'torch',
+                                         versions.torch_version(),
+                                         versions.SUPPORTED['fsdp2_torch'])
 # On PYTHONPATH, it makes torchvision importable for mmpretrain (see its sitecustomize.py).
 TORCHVISION_SHIM = osp.join(TESTS, 'torchvision_cpu')
 

@@ -240,6 +240,29 @@ def _fused_on_meta(ctx, _):
     lion_fn(meta, meta, meta, fused=True, lr=1e-3, beta1=0.9, beta2=0.99, weight_decay=0.0)
 
 
+def _folder_of_checkpoints(ctx):
+    ctx.checkpoint()
+    return str(ctx.tmp)
+
+
+def _train_tool_resume_folder(ctx, folder):
+    """``tools/train.py CONFIG --resume WORK_DIR`` (a folder, not a file)."""
+    out = python_tool('tools/train.py', DEMO, '--resume', folder, '--work-dir',
+                      ctx.tmp / 'tool_work_dir', timeout=300, expect_rc=None)
+    assert 'Runner' not in out  # nothing was built
+    raise ConfigError(out.strip().splitlines()[-1])
+
+
+def _load_from(ctx, path):
+    check_config(ctx.config(load_from=path))
+
+
+def _dist_train_zero(ctx, _):
+    from helpers import run_tool
+    out = run_tool(['bash', 'tools/dist_train.sh', DEMO, '0'], timeout=60, expect_rc=None)
+    raise SystemExit(out.strip().splitlines()[-1])
+
+
 CASES = [
     # -- Lion's constructor ----------------------------------------------------------
     Case('lr-negative', lion(lr=-1e-4), ValueError, ('lr=-0.0001',)),
@@ -252,6 +275,9 @@ CASES = [
     Case('betas-scalar', lion(betas=0.9), ValueError, ('betas=0.9',)),
     Case('wd-negative', lion(weight_decay=-0.1), ValueError, ('weight_decay=-0.1',)),
     Case('wd-string', lion(weight_decay='0.1'), ValueError, ("weight_decay='0.1'",)),
+    Case('lr-times-wd', lion(lr=1e4, weight_decay=0.5), ValueError,
+         ('lr=10000.0', 'weight_decay=0.5', '>= 1')),
+    Case('differentiable', lion(differentiable=True), ValueError, ('differentiable=True',)),
     Case('unknown-keyword', lion(eps=1e-8), TypeError, ('eps=1e-08', "AdamW's epsilon")),
     Case('state-dtype-int', lion(state_dtype=torch.int8), ValueError,
          ('state_dtype=torch.int8',)),
@@ -284,6 +310,8 @@ CASES = [
          ('optim_wrapper.optimizer', 'lr=-0.0004')),
     Case('config-unknown-keyword', config_case(**{'optim_wrapper.optimizer.eps': 1e-8}),
          ConfigError, ('optim_wrapper.optimizer', 'eps=1e-08')),
+    Case('config-lr-typo', config_case(**{'optim_wrapper.optimizer.lr': 1e4}), ConfigError,
+         ('optim_wrapper.optimizer', 'lr=10000.0', 'lr * weight_decay')),
     Case('config-betas', config_case(**{'optim_wrapper.optimizer.betas': (0.9, 0.99, 0.1)}),
          ConfigError, ('optim_wrapper.optimizer', 'betas=(0.9, 0.99, 0.1)')),
     Case('config-unknown-type', config_case(**{'optim_wrapper.optimizer.type': 'Loin'}),
@@ -302,6 +330,13 @@ CASES = [
          ('optim_wrapper.clip_grad.max_norm=-1',)),
     Case('clip-grad-not-dict', config_case(**{'optim_wrapper.clip_grad': 'max_norm=1'}),
          ConfigError, ("optim_wrapper.clip_grad='max_norm=1'",)),
+    Case('clip-grad-norm-type',
+         config_case(**{'optim_wrapper.clip_grad': dict(max_norm=1, norm_type='l2')}),
+         ConfigError, ("optim_wrapper.clip_grad.norm_type='l2'",)),
+    Case('paramwise-negative-lr-mult',
+         config_case(**{'optim_wrapper.paramwise_cfg.custom_keys':
+                        {'backbone': dict(lr_mult=-0.1)}}),
+         ConfigError, ("paramwise_cfg.custom_keys['backbone'].lr_mult=-0.1",)),
     Case('guard-twice', _guard_twice, ValueError, ('skip_nonfinite=True',)),
     Case('fused-on-meta', _fused_on_meta, RuntimeError, ('fused=True', 'meta')),
     Case('generate-into-users-folder', _generate_into, FileExistsError,
@@ -328,6 +363,13 @@ CASES = [
          ('adamw_epoch_1.pth', 'exp_avg_sq', 'load_from='), setup=_other_optimizer_ckpt),
     Case('train-tool-truncated', _train_tool_truncated, ConfigError,
          ('epoch_2.pth', 'truncated or corrupt'), setup=_truncated),
+    Case('train-tool-resume-folder', _train_tool_resume_folder, ConfigError,
+         ('is a folder', 'epoch_1.pth'), setup=_folder_of_checkpoints),
+    Case('load-from-missing', config_case(load_from='work_dirs/none/epoch_9.pth'), ConfigError,
+         ('load_from', "'work_dirs/none/epoch_9.pth'", 'does not exist')),
+    Case('load-from-truncated', _load_from, ConfigError,
+         ('load_from', 'epoch_2.pth', 'truncated or corrupt'), setup=_truncated),
+    Case('dist-train-zero-processes', _dist_train_zero, SystemExit, ("GPUS='0'", 'integer >= 1')),
 ]
 
 

@@ -4,6 +4,11 @@
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
+if ! [[ "$GPUS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "tools/dist_test.sh: GPUS=${GPUS@Q} (the third argument) must be the number of" \
+         "processes per node, an integer >= 1; usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS" >&2
+    exit 2
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}

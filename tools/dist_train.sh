@@ -8,6 +8,11 @@
 #       and tools/train.py resumes from the work dir's last checkpoint (default: 0)
 CONFIG=$1
 GPUS=$2
+if ! [[ "$GPUS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "tools/dist_train.sh: GPUS=${GPUS@Q} (the second argument) must be the number of" \
+         "processes per node, an integer >= 1; usage: tools/dist_train.sh CONFIG GPUS [args]" >&2
+    exit 2
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}

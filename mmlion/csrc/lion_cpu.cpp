@@ -87,6 +87,19 @@ struct Mem<uint16_t, float> {
   }
 };
 
+// bf16 state beside fp64 params: the raw bits go through float, as torch's
+// double -> bf16 conversion does (round to float, then to bf16). Without this the
+// generic Mem read the bits as an integer, and bf16 momentum stayed at zero.
+template <>
+struct Mem<uint16_t, double> {
+  static inline double load(const uint16_t* ptr, int64_t i) {
+    return static_cast<double>(Mem<uint16_t, float>::load(ptr, i));
+  }
+  static inline void store(uint16_t* ptr, int64_t i, double v) {
+    Mem<uint16_t, float>::store(ptr, i, static_cast<float>(v));
+  }
+};
+
 template <typename scalar_t, typename state_t, typename opmath_t, bool kMaximize, bool kCautious>
 inline void lion_span_impl(scalar_t* __restrict__ p, const scalar_t* __restrict__ g,
                            state_t* __restrict__ m, int64_t n, const Hyper& h,

@@ -16,6 +16,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from mmlion.utils import versions
+
 __all__ = ['DEVICE_TYPES', 'available', 'load_error', 'runs_on', 'untaken', 'fused_lion_']
 
 DEVICE_TYPES = {'cuda'}  # where fused=True means the Triton kernel (ROCm is 'cuda' too)
@@ -33,6 +35,11 @@ _tables: 'OrderedDict[tuple, Tuple[Tensor, int, bool]]' = OrderedDict()
 def _load():
     global _kernels, _load_error
     if _kernels is None and _load_error is None:
+        _load_error = versions.unsupported('fused=True on CUDA (the Triton kernel)', 'triton',
+                                           versions.triton_version(),
+                                           versions.SUPPORTED['triton'])
+        if _load_error is not None:
+            return None
         try:
             from mmlion.ops import lion_triton_kernels
             _kernels = lion_triton_kernels

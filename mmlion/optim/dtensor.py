@@ -16,9 +16,12 @@ from torch import Tensor
 
 try:
     from torch.distributed.tensor import DTensor
-except ImportError:  # torch built without distributed
-    class DTensor:  # type: ignore[no-redef]
-        """Nothing is an instance of it."""
+except ImportError:
+    try:  # torch < 2.4 keeps it private; Lion refuses DTensors there (see versions)
+        from torch.distributed._tensor import DTensor
+    except ImportError:  # torch built without distributed
+        class DTensor:  # type: ignore[no-redef]
+            """Nothing is an instance of it."""
 
 __all__ = ['DTensor', 'local_shards']
 

@@ -16,10 +16,10 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer, _default_to_fused_or_foreach
-from torch.utils._foreach_utils import _group_tensors_by_device_and_dtype
 
 from mmlion import _ext
 from mmlion.ops import lion_triton
+from mmlion.utils import versions
 from .dtensor import DTensor, local_shards
 from .nonfinite import NonFiniteGuard
 from .validation import (DEFAULTS, check_not_shared, check_state_dict,
@@ -85,6 +85,8 @@ class Lion(Optimizer):
             never raises. Defaults to 10. On the fused GPU path the guard decides
             and counts on the device, and the limit is checked from a copy of the
             counts that reaches the host without a sync, a step or two later.
+        differentiable (bool): Accepted as every torch optimizer accepts it; only
+            False is supported (the step runs without autograd). Defaults to False.
 
     Example:
         >>> optim_wrapper = dict(
@@ -106,13 +108,15 @@ class Lion(Optimizer):
                  fused: Optional[bool] = None,
                  skip_nonfinite: bool = False,
                  max_consecutive_skips: Optional[int] = 10,
+                 differentiable: bool = False,
                  **unknown):
         check_unknown_kwargs(unknown)
         defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize,
                         cautious=cautious, decoupled_weight_decay=decoupled_weight_decay,
                         state_dtype=state_dtype, foreach=foreach, fused=fused,
                         skip_nonfinite=skip_nonfinite,
-                        max_consecutive_skips=max_consecutive_skips)
+                        max_consecutive_skips=max_consecutive_skips,
+                        differentiable=differentiable)
         validate_group(defaults)
         self.nonfinite_guard = NonFiniteGuard(owner='Lion')  # counts, not settings
         super().__init__(params, defaults)
@@ -126,6 +130,7 @@ class Lion(Optimizer):
         try:  # leave the optimizer as it was before the call
             validate_group(group)
             check_step_options_agree(group, self.param_groups[:-1])
+            check_installed_versions(group)
             if group['state_dtype'] is not None and any(p.is_complex() for p in group['params']):
                 raise ValueError(f'Invalid state_dtype: state_dtype={group["state_dtype"]} '
                                  f'is not supported for complex parameters')
@@ -267,6 +272,21 @@ class Lion(Optimizer):
                                                 max_consecutive_skips, describe=describe)
 
 
+def check_installed_versions(group: dict) -> None:
+    """Refuse, at construction, what the installed torch or Triton cannot do with this
+    group's parameters, naming the version found and the version needed."""
+    params = group['params']
+    if any(isinstance(p, DTensor) for p in params):
+        versions.require('Lion with DTensor parameters (FSDP2 fully_shard, tensor '
+                         'parallelism)', 'torch', versions.torch_version(),
+                         versions.SUPPORTED['fsdp2_torch'])
+    if group['fused'] and any(lion_triton.runs_on(p.device) for p in params) \
+            and not lion_triton.available():
+        raise RuntimeError(f'fused=True with parameters on '
+                           f'{next(p.device for p in params if lion_triton.runs_on(p.device))}: '
+                           f'{lion_triton.load_error()}; use foreach=True (the CUDA default)')
+
+
 def _hyperparameters(group: dict) -> dict:
     """What :func:`lion` takes from a param group."""
     beta1, beta2 = group['betas']
@@ -352,8 +372,7 @@ def _multi_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List
     lr, initial_lr = _as_scalar(lr), _as_scalar(initial_lr)
     decay = _decay_factor(lr, weight_decay, initial_lr)
     params, grads, exp_avgs = _as_real(params, grads, exp_avgs)
-    grouped = _group_tensors_by_device_and_dtype([params, grads, exp_avgs])
-    for (_, dtype), ((ps, gs, ms), _) in grouped.items():
+    for dtype, (ps, gs, ms) in _group_by_device_and_dtypes(params, grads, exp_avgs):
         opmath = _opmath(dtype)
         if maximize:
             gs = torch._foreach_neg(gs)
@@ -384,6 +403,24 @@ def _multi_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List
         for m, m_opmath in zip(ms, m32):
             if m_opmath is not m:
                 m.copy_(m_opmath)
+
+
+def _group_by_device_and_dtypes(params: List[Tensor], grads: List[Tensor],
+                                exp_avgs: List[Tensor]) -> List[tuple]:
+    """``(param dtype, (params, grads, exp_avgs))`` per device, param dtype and state
+    dtype: each foreach call then sees one dtype per list. (torch's private
+    ``_group_tensors_by_device_and_dtype`` refuses lists whose dtypes differ by index,
+    as bf16 state beside fp32 params does, before torch 2.2.)"""
+    groups: Dict[tuple, tuple] = {}
+    for p, g, m in zip(params, grads, exp_avgs):
+        key = (p.device, p.dtype, m.dtype)
+        lists = groups.get(key)
+        if lists is None:
+            lists = groups[key] = ([], [], [])
+        lists[0].append(p)
+        lists[1].append(g)
+        lists[2].append(m)
+    return [(key[1], lists) for key, lists in groups.items()]
 
 
 def _fused_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,

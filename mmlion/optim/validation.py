@@ -3,6 +3,7 @@ algorithm. Every check raises ``ValueError`` (``TypeError`` for unknown keywords
 a message that names the key and the value, as torch's optimizers do
 (``Invalid learning rate: ...``), and runs before anything is changed.
 """
+import numbers
 from typing import List, Optional
 
 import torch
@@ -25,6 +26,9 @@ DEFAULTS = dict(
     fused=None,
     skip_nonfinite=False,
     max_consecutive_skips=10,
+    # torch's optimizers all take it, and torch's __setstate__ adds it to ``defaults``
+    # (so a deepcopy or an unpickled Lion has it); only False is supported.
+    differentiable=False,
 )
 # Options that decide what a whole step does, so every group must agree on them.
 STEP_OPTIONS = ('skip_nonfinite', 'max_consecutive_skips')
@@ -56,7 +60,16 @@ _FOREIGN_STATE = {
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A real number, numpy's scalars included (``np.float32(1e-4)``, ``np.int64(0)``,
+    as configs built in code often hold them), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _as_builtin(value):
+    """numpy scalars as Python numbers, so that state dicts hold plain values only."""
+    if _is_number(value) and type(value) not in (int, float):
+        return int(value) if isinstance(value, numbers.Integral) else float(value)
+    return value
 
 
 def _check_lr(lr) -> None:
@@ -91,6 +104,25 @@ def _check_weight_decay(weight_decay) -> None:
                          f'(must be a number >= 0)')
 
 
+def _check_decay_factor(group: dict) -> None:
+    """``p *= 1 - lr * weight_decay`` with ``lr * weight_decay >= 1`` zeroes or flips
+    every weight at every step (``lr=1e4`` typed for ``1e-4`` does that): refused. With
+    decoupled weight decay the factor at the initial lr is ``1 - weight_decay``."""
+    lr, weight_decay = group['lr'], group['weight_decay']
+    if isinstance(lr, Tensor):
+        if lr.device.type != 'cpu':
+            return  # reading it would sync with the device
+        lr = float(lr)
+    product = weight_decay if group['decoupled_weight_decay'] else lr * weight_decay
+    if product >= 1:
+        what = ('weight_decay (decoupled: the decay at the initial lr is weight_decay)'
+                if group['decoupled_weight_decay'] else f'lr * weight_decay = {product:g}')
+        raise ValueError(f'Invalid lr and weight_decay: lr={lr!r}, weight_decay={weight_decay!r}: '
+                         f'{what} >= 1 would zero or flip the sign of every weight at every '
+                         f'step (Lion\'s lr is usually 1e-5 to 1e-3 and lr * weight_decay '
+                         f'below 1e-2)')
+
+
 def _check_flag(key: str, value, allow_none: bool = False) -> None:
     if isinstance(value, bool) or (allow_none and value is None):
         return
@@ -121,12 +153,19 @@ def to_state_dtype(state_dtype) -> Optional[torch.dtype]:
 
 
 def validate_group(group: dict) -> None:
-    """Check one group's settings; normalise ``betas`` and ``state_dtype`` in place."""
+    """Check one group's settings; normalise numbers, ``betas`` and ``state_dtype`` in
+    place."""
+    group['lr'] = _as_builtin(group['lr'])
+    group['weight_decay'] = _as_builtin(group['weight_decay'])
+    if isinstance(group['betas'], (list, tuple)):
+        group['betas'] = tuple(_as_builtin(beta) for beta in group['betas'])
     _check_lr(group['lr'])
-    if isinstance(group['betas'], list):
-        group['betas'] = tuple(group['betas'])
     _check_betas(group['betas'])
     _check_weight_decay(group['weight_decay'])
+    _check_decay_factor(group)
+    if group['differentiable'] is not False:
+        raise ValueError(f'Invalid differentiable: differentiable={group["differentiable"]!r} '
+                         f'(Lion steps without autograd; only False is supported)')
     for key in ('maximize', 'cautious', 'decoupled_weight_decay', 'skip_nonfinite'):
         _check_flag(key, group[key])
     for key in ('foreach', 'fused'):

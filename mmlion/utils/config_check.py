@@ -14,7 +14,7 @@ from mmengine.fileio.io import _parse_uri_prefix
 from mmlion.registry import find_optimizer, unknown_optimizer
 from .data import dataset_configs
 
-__all__ = ['ConfigError', 'check_config', 'check_checkpoint']
+__all__ = ['ConfigError', 'check_config', 'check_checkpoint', 'read_checkpoint']
 
 _DECAY_MULTS = ('bias_decay_mult', 'norm_decay_mult', 'dwconv_decay_mult', 'flat_decay_mult')
 SHAPES_CLASSES = ('circle', 'square', 'triangle')  # the demo dataset's
@@ -96,6 +96,48 @@ def _check_optimizer(cfg: Config) -> None:
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
             raise ConfigError(f'optim_wrapper.clip_grad.{limit_key}={limit!r} (must be a '
                               f'number > 0)')
+        if limit_key == 'max_norm' and not _is_norm_type(clip.get('norm_type', 2)):
+            raise ConfigError(f"optim_wrapper.clip_grad.norm_type={clip['norm_type']!r} (must be "
+                              f"a number > 0 such as 2 for the L2 norm, or 'inf'; torch's "
+                              f"clip_grad_norm_ reads it with float())")
+    _check_paramwise_mults(paramwise)
+
+
+# paramwise_cfg's multipliers (MMEngine's DefaultOptimWrapperConstructor), each a
+# number >= 0: a negative one makes a negative lr or decay that the optimizer then
+# refuses without naming the multiplier.
+_PARAMWISE_MULTS = ('bias_lr_mult', 'bias_decay_mult', 'norm_decay_mult', 'dwconv_decay_mult',
+                    'flat_decay_mult', 'dcn_offset_lr_mult')
+_CUSTOM_KEY_MULTS = ('lr_mult', 'decay_mult')
+
+
+def _is_norm_type(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        return float(value) > 0  # 'inf' and float('inf') included
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_mult(key: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigError(f'{key}={value!r} (a multiplier of the lr or weight decay: must be a '
+                          f'number >= 0)')
+
+
+def _check_paramwise_mults(paramwise: dict) -> None:
+    key = 'optim_wrapper.paramwise_cfg'
+    for name in _PARAMWISE_MULTS:
+        if name in paramwise:
+            _check_mult(f'{key}.{name}', paramwise[name])
+    for pattern, rule in (paramwise.get('custom_keys') or {}).items():
+        if not isinstance(rule, dict):
+            raise ConfigError(f'{key}.custom_keys[{pattern!r}]={rule!r} (must be a dict such '
+                              f'as dict(lr_mult=0.1, decay_mult=0))')
+        for name in _CUSTOM_KEY_MULTS:
+            if name in rule:
+                _check_mult(f'{key}.custom_keys[{pattern!r}].{name}', rule[name])
 
 
 def _local(path: str) -> bool:
@@ -132,15 +174,20 @@ def _generator_hint(dataset: dict) -> str:
     return ''
 
 
-def check_checkpoint(path: str, key: str = 'resume', optimizer_type=None) -> dict:
-    """Load ``path`` as a checkpoint and check it can be resumed; raise
-    :class:`ConfigError` naming the file and what is wrong. Returns it."""
+def read_checkpoint(path: str, key: str):
+    """Load ``path`` on the CPU; raise :class:`ConfigError` naming ``key`` and the file
+    when it is missing, a folder, truncated or corrupt."""
+    if osp.isdir(path):
+        inside = sorted(osp.basename(p) for p in glob.glob(osp.join(path, '*.pth')))
+        hint = f' ({len(inside)} checkpoints inside, e.g. {inside[-1]!r})' if inside else ''
+        raise ConfigError(f'{key}: {path!r} is a folder{hint}; name a checkpoint file in it, or '
+                          f'for the latest one in the work dir use --resume without a path')
     if not osp.isfile(path):
         raise ConfigError(f'{key}: checkpoint {path!r} does not exist')
     is_zip = zipfile.is_zipfile(path)
     try:
         # mmap reads only what is needed (zip format); older files load whole.
-        checkpoint = torch.load(path, map_location='cpu', mmap=is_zip)
+        return torch.load(path, map_location='cpu', mmap=is_zip)
     except Exception as e:  # zip, pickle and EOF errors all mean the same here
         others = sorted(p for p in glob.glob(osp.join(osp.dirname(path) or '.', '*.pth'))
                         if osp.abspath(p) != osp.abspath(path))
@@ -149,6 +196,12 @@ def check_checkpoint(path: str, key: str = 'resume', optimizer_type=None) -> dic
                   'not the zip archive torch.save writes, nor a legacy checkpoint')
         raise ConfigError(f'{key}: checkpoint {path!r} ({osp.getsize(path)} bytes) cannot be '
                           f'read; it is truncated or corrupt ({reason}){hint}') from None
+
+
+def check_checkpoint(path: str, key: str = 'resume', optimizer_type=None) -> dict:
+    """Load ``path`` as a checkpoint and check it can be resumed; raise
+    :class:`ConfigError` naming the file and what is wrong. Returns it."""
+    checkpoint = read_checkpoint(path, key)
     if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
         keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint)
         raise ConfigError(f"{key}: {path!r} is not an MMEngine checkpoint (no 'state_dict'; "
@@ -167,17 +220,23 @@ def check_checkpoint(path: str, key: str = 'resume', optimizer_type=None) -> dic
 
 
 def _check_resume(cfg: Config) -> None:
-    if not cfg.get('resume'):
+    """``resume`` and ``load_from``: the checkpoint is there and reads. A folder is
+    a checkpoint only for a FlexibleRunner strategy (DeepSpeed, sharded FSDP), which
+    reads it itself."""
+    path, key = cfg.get('load_from'), 'load_from'
+    if cfg.get('resume'):
+        key = 'load_from (resume=True)'
+        if path is None:
+            pointer = osp.join(cfg.get('work_dir') or '', 'last_checkpoint')
+            if not osp.isfile(pointer):
+                return  # nothing to resume: MMEngine starts afresh, and says so
+            with open(pointer) as f:
+                path, key = f.read().strip(), f'resume=True ({pointer})'
+    if not path or not _local(path) or (osp.isdir(path) and cfg.get('strategy')):
         return
-    path, key = cfg.get('load_from'), 'load_from (resume=True)'
-    if path is None:
-        pointer = osp.join(cfg.get('work_dir') or '', 'last_checkpoint')
-        if not osp.isfile(pointer):
-            return  # nothing to resume: MMEngine starts afresh, and says so
-        with open(pointer) as f:
-            path, key = f.read().strip(), f'resume=True ({pointer})'
-    if not _local(path) or osp.isdir(path):
-        return  # a folder is a sharded checkpoint (DeepSpeed, FSDP): its strategy reads it
+    if not cfg.get('resume'):
+        read_checkpoint(path, key)  # weights only: any state dict MMEngine can load
+        return
     optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer')
     check_checkpoint(path, key, _optimizer_classes(cfg, optimizer)[1] if optimizer else None)
 

@@ -351,3 +351,14 @@ def test_lion_class_over_groups_equals_the_for_loop_and_round_trips(triton_devic
     assert fused.state[model[2].weight]['exp_avg'].dtype == torch.bfloat16
     for a, b in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(a, b, **FP32)
+
+
+@pytest.mark.skipif(lion_triton.available(), reason='the installed Triton runs the kernel')
+def test_fused_with_an_older_triton_is_refused_at_construction(monkeypatch):
+    """torch 2.1-2.3 bring Triton 2.x, which cannot compile the kernel: ``fused=True``
+    with CUDA parameters says so when the optimizer is built, not deep inside Triton
+    at the first step. CPU tensors stand in for CUDA ones here."""
+    monkeypatch.setattr(lion_triton, 'DEVICE_TYPES', {'cuda', 'cpu'})
+    with pytest.raises(RuntimeError, match=r'fused=True .* needs triton >= 3\.0; triton'):
+        Lion([torch.nn.Parameter(torch.zeros(3))], fused=True)
+    Lion([torch.nn.Parameter(torch.zeros(3))], foreach=True)  # what the message advises

@@ -8,9 +8,12 @@ import sys
 import pytest
 import torch
 
-import _fsdp2_worker as worker
-from helpers import free_port, run_tool
+from helpers import FSDP2_UNSUPPORTED, free_port, run_tool
 from mmlion.optim import Lion
+
+if FSDP2_UNSUPPORTED:
+    pytest.skip(FSDP2_UNSUPPORTED, allow_module_level=True)
+import _fsdp2_worker as worker  # noqa: E402  (FSDP2's modules: torch >= 2.6)
 
 pytestmark = pytest.mark.slow
 

@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 
+from helpers import FSDP2_UNSUPPORTED
 from mmlion import _ext
 import mmlion.optim.lion as lion_module
 from mmlion.optim import Lion
@@ -113,6 +114,37 @@ def test_implementations_match_for_loop_low_precision(impl, dtype):
                                        atol=4 * eps)
 
 
+FLOAT_DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
+
+
+@pytest.mark.parametrize('impl', ['foreach', 'fused', 'default'])
+@pytest.mark.parametrize('state_dtype', [None, *FLOAT_DTYPES], ids=str)
+@pytest.mark.parametrize('param_dtype', FLOAT_DTYPES, ids=str)
+def test_implementations_match_for_loop_for_every_dtype_pair(impl, param_dtype, state_dtype):
+    """Every param dtype with every state dtype, each implementation against the
+    for-loop: the momentum within rounding of its storage dtype, and the parameters
+    equal but where a sign flipped within rounding of zero (a few elements, one
+    step's 2 lr each). A momentum left at zero (the CPU kernel once did that for fp64
+    params with bf16 state) moves it by ~1 and half the parameters by 2 lr."""
+    base = make_params(param_dtype)
+    lr = 1e-3
+    ref_params, test_params = clone(base), clone(base)
+    options = dict(lr=lr, weight_decay=0.1, state_dtype=state_dtype)
+    flags = dict() if impl == 'default' else impl_flags(impl)
+    ref = run(ref_params, foreach=False, fused=False, **options)
+    test = run(test_params, **flags, **options)
+    stored = state_dtype or param_dtype
+    eps = max(torch.finfo(param_dtype).eps, torch.finfo(stored).eps)
+    for p_ref, p_test in zip(ref_params, test_params):
+        if p_ref not in ref.state:
+            continue
+        m_ref, m_test = ref.state[p_ref]['exp_avg'], test.state[p_test]['exp_avg']
+        assert m_test.dtype == stored
+        torch.testing.assert_close(m_test.double(), m_ref.double(), rtol=4 * eps, atol=4 * eps)
+        off = (p_test.double() - p_ref.double()).abs() > 4 * eps * p_ref.double().abs() + 1e-12
+        assert int(off.sum()) <= 0.01 * off.numel(), f'{int(off.sum())} of {off.numel()} differ'
+
+
 def test_one_step_equals_formula():
     lr, (beta1, beta2), wd = 1e-2, (0.9, 0.99), 0.3
     p0 = torch.randn(100, dtype=torch.float64)
@@ -198,11 +230,38 @@ def test_tensor_lr_of_every_one_element_shape(impl, shape, decoupled):
         assert pb.shape == pa.shape
 
 
+def test_deepcopy_and_unpickle_then_rebuild_from_defaults():
+    """torch's __setstate__ adds ``differentiable`` to ``defaults``; the rebuild that
+    MMEngine's strategies do must still take every key."""
+    import pickle
+    params = make_params(torch.float32)
+    optimizer = run(params, steps=1, lr=1e-3, weight_decay=0.1)
+    for copy_ in (copy.deepcopy(optimizer), pickle.loads(pickle.dumps(optimizer))):
+        assert copy_.defaults['differentiable'] is False
+        rebuilt = type(copy_)(params, **copy_.defaults)
+        assert rebuilt.defaults == optimizer.defaults
+
+
+def test_numpy_scalars_are_numbers():
+    """Configs built in code often hold numpy scalars; torch's AdamW takes them."""
+    import numpy as np
+    params = make_params(torch.float32)
+    optimizer = Lion(params, lr=np.float32(1e-4), weight_decay=np.float32(0.1),
+                     betas=(np.float64(0.9), np.float32(0.99)))
+    group = optimizer.param_groups[0]
+    assert type(group['lr']) is float and group['lr'] == pytest.approx(1e-4)
+    assert type(group['weight_decay']) is float and type(group['betas'][1]) is float
+    assert Lion(params, weight_decay=np.int64(0)).param_groups[0]['weight_decay'] == 0
+    with pytest.raises(ValueError, match='Invalid learning rate: .* not a number'):
+        Lion(params, lr=np.bool_(True))
+
+
 def test_every_option_survives_a_rebuild_from_defaults():
     """MMEngine's FSDPStrategy rebuilds optimizers as type(opt)(params, **opt.defaults)."""
     options = dict(lr=3e-4, betas=(0.95, 0.98), weight_decay=0.5, maximize=True,
                    cautious=True, decoupled_weight_decay=True, state_dtype=torch.bfloat16,
-                   foreach=True, fused=False, skip_nonfinite=True, max_consecutive_skips=4)
+                   foreach=True, fused=False, skip_nonfinite=True, max_consecutive_skips=4,
+                   differentiable=False)
     params = make_params(torch.float32)
     optimizer = Lion(params, **options)
     import inspect
@@ -276,6 +335,10 @@ def test_default_path_never_reads_a_device_lr_on_the_host():
         float(torch.tensor(1e-3, device='meta'))
 
 
+needs_fsdp2 = pytest.mark.skipif(bool(FSDP2_UNSUPPORTED), reason=str(FSDP2_UNSUPPORTED))
+
+
+@needs_fsdp2
 @pytest.mark.parametrize('options', [dict(), dict(skip_nonfinite=True), dict(fused=False)])
 def test_dtensor_params_never_crash(options, single_process_group):
     """FSDP2's parameters are DTensors: Lion takes them (the Python paths), no crash,
@@ -294,6 +357,7 @@ def test_dtensor_params_never_crash(options, single_process_group):
     torch.testing.assert_close(sharded.detach().full_tensor(), plain.detach())
 
 
+@needs_fsdp2
 def test_dtensor_grad_laid_out_otherwise_is_redistributed(single_process_group):
     """A Replicate gradient of a Shard(0) parameter (a parameter used outside its
     FSDP2 module's forward) is brought to the parameter's placements, then stepped."""
@@ -309,6 +373,18 @@ def test_dtensor_grad_laid_out_otherwise_is_redistributed(single_process_group):
     for p in (plain, sharded):
         Lion([p], lr=1e-2, weight_decay=0.1).step()
     torch.testing.assert_close(sharded.detach().full_tensor(), plain.detach())
+
+
+@pytest.mark.skipif(not FSDP2_UNSUPPORTED, reason='this torch supports DTensor parameters')
+def test_dtensor_params_on_an_older_torch_are_refused_at_construction(single_process_group):
+    """Before torch 2.6 DTensor is private (``torch.distributed._tensor``) and mmlion's
+    DTensor path is untested: Lion says so at construction, naming both versions."""
+    from torch.distributed._tensor import DeviceMesh, Shard, distribute_tensor
+    mesh = DeviceMesh('cpu', [0])
+    sharded = torch.nn.Parameter(distribute_tensor(torch.randn(6, 4), mesh, [Shard(0)]))
+    with pytest.raises(RuntimeError, match=r'DTensor parameters .* needs torch >= 2\.6; '
+                                           r'torch 2\.\d+\.\d+ is installed'):
+        Lion([sharded], lr=1e-2)
 
 
 @pytest.mark.parametrize('impl', IMPLS)

@@ -8,6 +8,13 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
 import mmlion  # noqa: F401  (registers the allowed globals)
+from mmlion.utils import versions
+
+# torch.serialization.add_safe_globals (the allow-list) is torch 2.4+; before it, torch.load
+# defaults to weights_only=False and reads MMEngine's checkpoints with nothing to allow.
+SAFE_LOAD_UNSUPPORTED = versions.unsupported(
+    "torch.load's allow-list (add_safe_globals)", 'torch', versions.torch_version(),
+    versions.SUPPORTED['safe_globals_torch'])
 
 
 class GetattrPayload:
@@ -17,6 +24,7 @@ class GetattrPayload:
         return (getattr, (HistoryBuffer, '__init__'))
 
 
+@pytest.mark.skipif(bool(SAFE_LOAD_UNSUPPORTED), reason=str(SAFE_LOAD_UNSUPPORTED))
 def test_message_hub_and_numpy_load_with_weights_only(tmp_path):
     hub = MessageHub.get_instance('mmlion-test-checkpoint')
     for value in (3.0, 2.0, 1.0):
@@ -25,7 +33,7 @@ def test_message_hub_and_numpy_load_with_weights_only(tmp_path):
     path = tmp_path / 'ckpt.pth'
     torch.save(dict(message_hub=hub.state_dict(), state_dict={'w': torch.ones(2)},
                     meta=dict(seed=np.int64(7), ratio=np.float32(0.5))), path)
-    loaded = torch.load(path)  # weights_only=True, torch's default
+    loaded = torch.load(path, weights_only=True)  # torch's default since 2.6
     buffer = loaded['message_hub']['log_scalars']['train/loss']
     assert isinstance(buffer, HistoryBuffer)
     assert buffer.mean() == pytest.approx(2.0) and buffer.min() == 1.0
@@ -34,9 +42,10 @@ def test_message_hub_and_numpy_load_with_weights_only(tmp_path):
                                   np.arange(3.0))
 
 
+@pytest.mark.skipif(bool(SAFE_LOAD_UNSUPPORTED), reason=str(SAFE_LOAD_UNSUPPORTED))
 def test_other_getattr_calls_are_still_refused(tmp_path):
     path = tmp_path / 'payload.pth'
     torch.save({'x': GetattrPayload()}, path)
     with pytest.raises(pickle.UnpicklingError, match="refusing getattr"):
-        torch.load(path)
+        torch.load(path, weights_only=True)
     assert torch.load(path, weights_only=False)['x'] is HistoryBuffer.__init__

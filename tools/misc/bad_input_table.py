@@ -39,14 +39,26 @@ INPUT = {
  'fused-on-meta': '`fused=True` with meta tensors (or DTensors)',
  'generate-into-users-folder': "`generate_shapes.py` into a user's folder named `shapes/`",
  'foreign-checkpoint-in-work-dir': 'a checkpoint mmlion did not write, where it saves one',
+ 'lr-times-wd': '`lr=1e4, weight_decay=0.5` (`lr * weight_decay >= 1`)',
+ 'differentiable': '`differentiable=True`',
+ 'config-lr-typo': '`optim_wrapper.optimizer.lr=1e4` (a typo for 1e-4)',
+ 'clip-grad-norm-type': "`clip_grad=dict(max_norm=1, norm_type='l2')`",
+ 'paramwise-negative-lr-mult': "`paramwise_cfg.custom_keys={'backbone': dict(lr_mult=-0.1)}`",
+ 'train-tool-resume-folder': '`tools/train.py CONFIG --resume WORK_DIR` (a folder)',
+ 'load-from-missing': '`load_from` a checkpoint that is not there (no resume)',
+ 'load-from-truncated': '`load_from` a truncated checkpoint (no resume)',
+ 'dist-train-zero-processes': '`tools/dist_train.sh CONFIG 0`',
 }
 WHERE = {}
 for c in t.CASES:
     i = c.id
-    if i.startswith(('config', 'zero-unknown', 'no-custom', 'decay', 'custom-key', 'accum', 'clip', 'missing', 'resume')):
+    if i.startswith(('config', 'zero-unknown', 'no-custom', 'decay', 'custom-key', 'accum', 'clip',
+                     'missing', 'resume', 'load-from', 'paramwise')):
         WHERE[i] = '`check_config` (tools/train.py), before the Runner'
-    elif i == 'train-tool-truncated':
+    elif i.startswith('train-tool'):
         WHERE[i] = 'tools/train.py, before the Runner'
+    elif i == 'dist-train-zero-processes':
+        WHERE[i] = 'tools/dist_train.sh, before torchrun'
     elif i in ('state-of-adamw', 'state-shape', 'state-groups'):
         WHERE[i] = '`Lion.load_state_dict`, before any change'
     elif i in ('sparse-grad', 'nonfinite-in-a-row'):
