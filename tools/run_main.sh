@@ -10,7 +10,7 @@ CONFIG="${CONFIG:-configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py}"
 WORK_DIR="${WORK_DIR:-work_dirs/$(basename "${CONFIG%.py}")}"
 PY="${VENV:-$ROOT/.venv}/bin/python"
 
-bash "$ROOT/tools/install.sh"
+bash "$ROOT/tools/install.sh" runtime
 cd "$ROOT"
 echo "[mmlion main] generating the Shapes dataset (data/shapes/)"
 "$PY" tools/dataset_converters/generate_shapes.py data/shapes

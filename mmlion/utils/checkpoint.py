@@ -13,6 +13,11 @@ FSDP's sharded checkpoints (``FSDPStrategy(state_dict_cfg='local')``, one
 ``rank{i}.pth`` per rank) hold ``ShardedTensor`` objects; their classes (the tensor,
 its shards and their metadata, all plain data) are allowed as well, and the getattr
 stand-in resolves ``ShardedTensor.ProcessGroupState`` (how that nested class pickles).
+
+The OneDL fork (onedl-mmengine 0.10.12) fixed this in MMEngine itself: it loads under
+its own allow-list (``mmengine.runner.checkpoint.get_torch_safe_globals``, falling
+back to ``weights_only=False`` with a warning). There mmlion stands aside and changes
+nothing in torch; :func:`load_checkpoint_file` loads as the installed MMEngine does.
 """
 import functools
 import pickle
@@ -71,10 +76,28 @@ def _sharded_tensor_globals():
             metadata.MEM_FORMAT_ENCODING, ChunkShardingSpec, _remote_device]
 
 
+def mmengine_loads_safely() -> bool:
+    """True when the installed MMEngine loads its checkpoints under torch's safe mode
+    itself (the OneDL fork); upstream MMEngine 0.10.7 does not."""
+    from mmengine.runner import checkpoint
+    return hasattr(checkpoint, 'get_torch_safe_globals')
+
+
+def load_checkpoint_file(path: str, mmap: bool = False):
+    """Load a checkpoint on the CPU as this MMEngine's Runner will load it."""
+    if mmengine_loads_safely():
+        from mmengine.runner.checkpoint import _safe_torch_load
+        return _safe_torch_load(path, map_location='cpu')
+    return torch.load(path, map_location='cpu', mmap=mmap)
+
+
 def allow_mmengine_checkpoints() -> None:
-    """Register the globals above with ``torch.serialization`` (idempotent)."""
+    """Register the globals above with ``torch.serialization`` (idempotent), unless
+    torch has no allow-list or MMEngine loads safely itself."""
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is None:  # torch < 2.4 loads with weights_only=False by default
+        return
+    if mmengine_loads_safely():
         return
     from mmengine.logging import HistoryBuffer
     add([HistoryBuffer, *_numpy_globals(), *_sharded_tensor_globals(),

@@ -12,6 +12,7 @@ from mmengine.config import Config
 from mmengine.fileio.io import _parse_uri_prefix
 
 from mmlion.registry import find_optimizer, unknown_optimizer
+from .checkpoint import load_checkpoint_file
 from .data import dataset_configs
 
 __all__ = ['ConfigError', 'check_config', 'check_checkpoint', 'read_checkpoint']
@@ -187,7 +188,7 @@ def read_checkpoint(path: str, key: str):
     is_zip = zipfile.is_zipfile(path)
     try:
         # mmap reads only what is needed (zip format); older files load whole.
-        return torch.load(path, map_location='cpu', mmap=is_zip)
+        return load_checkpoint_file(path, mmap=is_zip)
     except Exception as e:  # zip, pickle and EOF errors all mean the same here
         others = sorted(p for p in glob.glob(osp.join(osp.dirname(path) or '.', '*.pth'))
                         if osp.abspath(p) != osp.abspath(path))

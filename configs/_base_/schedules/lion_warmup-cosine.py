@@ -1,6 +1,9 @@
 # Lion with a linear warmup by iteration, then cosine decay by epoch (converted to
 # iterations), paramwise no-decay for norm, bias and other 1-D parameters, and
-# gradient clipping.
+# gradient clipping. mmlion.GuardedOptimWrapper is MMEngine's OptimWrapper that skips a
+# step whose gradients hold NaN or Inf and stops the run after 10 in a row (a run that
+# diverged then ends with an error, not with a saved checkpoint of NaN weights); with
+# clip_grad it reads the norm clipping computes anyway, so it costs nothing.
 #
 # Relation to the AdamW recipe it replaces (AdamW lr=4e-3, weight_decay=0.05, the
 # RTMDet/DINO family): the paper's rule is lr 3-10x smaller and weight decay 3-10x
@@ -18,7 +21,7 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='mmlion.GuardedOptimWrapper',  # max_consecutive_skips=10 by default
     optimizer=dict(type='Lion', lr=base_lr, betas=(0.95, 0.98), weight_decay=0.5),
     paramwise_cfg=dict(
         norm_decay_mult=0, bias_decay_mult=0, flat_decay_mult=0, bypass_duplicate=True),

@@ -8,6 +8,7 @@ _base_ = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
 custom_imports = dict(imports=['mmlion'], allow_failed_imports=False)
 
 optim_wrapper = dict(
+    type='mmlion.GuardedOptimWrapper',  # stops a run that goes NaN/Inf
     optimizer=dict(
         _delete_=True, type='Lion', lr=1e-5, betas=(0.95, 0.98), weight_decay=1e-3),
     paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0, flat_decay_mult=0))

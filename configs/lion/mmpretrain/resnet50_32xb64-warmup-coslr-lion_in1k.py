@@ -11,6 +11,7 @@ _base_ = 'mmpretrain::resnet/resnet50_32xb64-warmup-coslr_in1k.py'
 custom_imports = dict(imports=['mmlion'], allow_failed_imports=False)
 
 optim_wrapper = dict(
+    type='mmlion.GuardedOptimWrapper',  # stops a run that goes NaN/Inf
     optimizer=dict(_delete_=True, type='Lion', lr=8e-4, betas=(0.9, 0.99), weight_decay=0.1),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
 

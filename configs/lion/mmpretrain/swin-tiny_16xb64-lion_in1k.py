@@ -10,6 +10,7 @@ _base_ = 'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py'
 custom_imports = dict(imports=['mmlion'], allow_failed_imports=False)
 
 optim_wrapper = dict(
+    type='mmlion.GuardedOptimWrapper',  # stops a run that goes NaN/Inf
     optimizer=dict(_delete_=True, type='Lion', lr=1e-4, betas=(0.9, 0.99), weight_decay=0.5))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, end=20,

@@ -11,6 +11,7 @@ _base_ = 'mmpretrain::vision_transformer/vit-base-p16_64xb64_in1k.py'
 custom_imports = dict(imports=['mmlion'], allow_failed_imports=False)
 
 optim_wrapper = dict(
+    type='mmlion.GuardedOptimWrapper',  # stops a run that goes NaN/Inf
     optimizer=dict(_delete_=True, type='Lion', lr=3e-4, betas=(0.9, 0.99), weight_decay=3.0))
 
 # Checkpoints that resume bit for bit (RNG states, partial accumulation), written

@@ -10,6 +10,7 @@ _base_ = 'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['mmlion'], allow_failed_imports=False)
 
 optim_wrapper = dict(
+    type='mmlion.GuardedOptimWrapper',  # stops a run that goes NaN/Inf
     optimizer=dict(_delete_=True, type='Lion', lr=2e-5, betas=(0.95, 0.98),
                    weight_decay=0.03))
 

@@ -9,6 +9,7 @@ _base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k
 custom_imports = dict(imports=['mmlion'], allow_failed_imports=False)
 
 optim_wrapper = dict(
+    type='mmlion.GuardedOptimWrapper',  # stops a run that goes NaN/Inf
     optimizer=dict(_delete_=True, type='Lion', lr=2e-5, betas=(0.95, 0.98),
                    weight_decay=0.03))
 

@@ -7,6 +7,7 @@ custom_imports = dict(imports=['mmlion'], allow_failed_imports=False)
 base_lr = 4e-4
 max_epochs = 300
 optim_wrapper = dict(
+    type='mmlion.GuardedOptimWrapper',  # stops a run that goes NaN/Inf
     optimizer=dict(
         _delete_=True, type='Lion', lr=base_lr, betas=(0.95, 0.98), weight_decay=0.5),
     paramwise_cfg=dict(flat_decay_mult=0),
