@@ -110,28 +110,34 @@ def test_demo_trains_loss_falls_and_clears_map_floor(tmp_path, shapes_data):
     assert float(match.group(1)) >= MAP_FLOOR_8E, match.group(0)
 
 
+# What each demo must reach from scratch: a floor above what a model that learned
+# nothing scores, with a margin measured on both machine types CI runs on (AMD EPYC,
+# AVX2; Intel Xeon, AVX-512), not one machine's trajectory.
+# - ViT on the Shapes crops (3 classes, balanced): chance is 33.3 top-1; measured 100.
+# - SegFormer on the Shapes masks: a model that predicts background everywhere scores
+#   mIoU 22.5 (background IoU ~90, three shape classes 0); the 400-iteration demo
+#   measured 34.9 (AMD) and 33.3 (Intel, loss 0.385 -> 0.166). At 200 iterations
+#   the Intel run had learned the background only (mIoU 22.5, loss 0.62x), which is why
+#   the test trains the demo as shipped, and why 27 (some IoU on the shapes) is the floor.
 @pytest.mark.parametrize('config,options,metric,floor', [
-    # mmpretrain: the ViT-B/16 recipe on a 4-layer ViT, 6 epochs of the Shapes crops.
     (VIT_DEMO, [], r'accuracy/top1: ([0-9.]+)', 90.0),
-    # mmseg: the SegFormer recipe, IterBasedTrainLoop, 200 iterations of the masks.
-    (SEGFORMER_DEMO, ['train_cfg.max_iters=200', 'train_cfg.val_interval=200',
-                      'param_scheduler.1.end=200'], r'mIoU: ([0-9.]+)', 22.0),
+    (SEGFORMER_DEMO, [], r'mIoU: ([0-9.]+)', 27.0),
 ], ids=['mmpretrain-vit', 'mmseg-segformer'])
 def test_classification_and_segmentation_demos_train(tmp_path, shapes_data, config, options,
                                                      metric, floor):
     """tools/train.py on a Lion recipe of each other family, from scratch on CPU: the
-    loss falls, and the codebase's own metric scores the model (mmpretrain's Accuracy,
-    mmseg's IoUMetric; mIoU 22.5 is the all-background floor)."""
+    codebase's own metric scores the model above what learning nothing scores
+    (mmpretrain's Accuracy, mmseg's IoUMetric), and the loss falls."""
     work_dir = str(tmp_path / 'run')
     cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
     out = run(cmd + (['--cfg-options', *options] if options else []),
               env=dict(PYTHONPATH=TORCHVISION_SHIM))  # mmpretrain needs torchvision
+    scores = re.findall(metric, out)
+    assert scores and float(scores[-1]) >= floor, scores
     losses = [r['loss'] for r in scalars(work_dir) if 'loss' in r]
     assert len(losses) >= 10
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
-    assert last < 0.6 * first, (first, last)
-    scores = re.findall(metric, out)
-    assert scores and float(scores[-1]) >= floor, scores
+    assert last < 0.6 * first, (first, last)  # measured: 0.43x (SegFormer, Intel)
 
 
 def _fingerprint(folder):
