@@ -111,7 +111,10 @@ if [ "$LEVEL" = tests ]; then
 fi
 
 step $N/$N "installing mmlion (editable) and building its fused kernel"
-"${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
+# editable_mode=compat: a path entry, as `setup.py develop` made; setuptools' default
+# import hook would also serve the checkout's compiled kernel to another copy of mmlion
+# in the same process (tests/test_ext.py installs one).
+"${PIP[@]}" --no-build-isolation --no-deps --config-settings editable_mode=compat -e "$ROOT"
 "$PY" -c "from mmlion import _ext; assert _ext.fused_lion_kernel() is not None, _ext.load_error()"
 
 stamp_value > "$STAMP"

@@ -6,6 +6,9 @@
 #   onedl      the newest: Python 3.12, torch 2.14.1, the maintained fork onedl-mmengine
 #              0.10.12 (OpenCV added: onedl-mmengine does not require it, and
 #              mmengine.hooks imports it)
+#   onedl-torch2.8   the OneDL family as a detection user runs it: onedl-mmcv 2.3.6
+#              supports torch 2.4-2.8 (it compiles as C++17, and torch 2.14's headers
+#              need C++20), so Python 3.12, torch 2.8.0, onedl-mmengine 0.10.12
 #
 # mmlion is not installed into it: the tests import the checkout, and its fused kernel
 # is compiled at first use for that torch (cached under ~/.cache/mmlion/, as a user who
@@ -18,7 +21,7 @@
 #       that torch and the stack's mmdet, for tools/run_stack_e2e.sh (about 20 minutes)
 set -euo pipefail
 
-NAME="${1:?usage: tools/install_stack.sh torch2.1|onedl [--e2e]}"
+NAME="${1:?usage: tools/install_stack.sh torch2.1|onedl|onedl-torch2.8 [--e2e]}"
 E2E="${2:-}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${MMLION_CACHE:-$HOME/.cache/mmlion}"
@@ -32,14 +35,16 @@ case "$NAME" in
         # mmcv 2.1.0 from its source release; mmdet 3.3.0 wants mmcv < 2.2.0.
         E2E_BUILD=("mmcv==2.1.0")
         E2E_PACKAGES=("mmdet==3.3.0" pycocotools scipy shapely terminaltables six) ;;
-    onedl)
+    onedl|onedl-torch2.8)
         PY_VERSION=3.12
-        PACKAGES=("torch==2.14.1" "onedl-mmengine==0.10.12" opencv-python-headless pytest ninja
+        TORCH="torch==2.14.1"; [ "$NAME" = onedl-torch2.8 ] && TORCH="torch==2.8.0"
+        PACKAGES=("$TORCH" "onedl-mmengine==0.10.12" opencv-python-headless pytest ninja
                   wheel "setuptools<80")
         E2E_BUILD=("onedl-mmcv==2.3.6")
         E2E_PACKAGES=("onedl-mmdetection==3.5.1" pycocotools scipy shapely terminaltables six) ;;
     *)
-        echo "tools/install_stack.sh: unknown stack '$NAME' (torch2.1 or onedl)" >&2; exit 2 ;;
+        echo "tools/install_stack.sh: unknown stack '$NAME' (torch2.1, onedl or onedl-torch2.8)" >&2
+        exit 2 ;;
 esac
 
 say() { echo "[mmlion stack $NAME] $*" >&2; }

@@ -4,13 +4,15 @@
 # that stack's torch (about 20 minutes the first time; kept with the environment).
 #
 #   tools/run_stack_e2e.sh torch2.1   torch 2.1.2, mmengine 0.10.7, mmcv 2.1.0, mmdet 3.3.0
-#   tools/run_stack_e2e.sh onedl      torch 2.14.1, onedl-mmengine 0.10.12,
-#                                     onedl-mmcv 2.3.6, onedl-mmdetection 3.5.1
+#   tools/run_stack_e2e.sh onedl-torch2.8   torch 2.8.0, onedl-mmengine 0.10.12,
+#                                     onedl-mmcv 2.3.6, onedl-mmdetection 3.5.1 (onedl-mmcv
+#                                     supports torch 2.4-2.8; it does not compile against
+#                                     torch 2.14, whose headers need C++20)
 #
 # It generates the Shapes data, trains the demo detector (24 epochs), evaluates it and
 # prints the bbox mAP and the wall time. Extra arguments go to tools/train.py.
 set -euo pipefail
-STACK="${1:?usage: tools/run_stack_e2e.sh torch2.1|onedl [train.py args]}"
+STACK="${1:?usage: tools/run_stack_e2e.sh torch2.1|onedl-torch2.8 [train.py args]}"
 shift
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONFIG="${CONFIG:-configs/lion/demo/rtmdet_tiny_1xb16-lion-24e_shapes.py}"
