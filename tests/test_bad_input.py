@@ -385,7 +385,10 @@ def test_the_table_is_the_doc():
     assert _doc_ids() == ids
 
 
-@pytest.mark.parametrize('case', CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize('case', [
+    # the tools/train.py rows start a Python process each (about 6 s): not in the fast subset
+    pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.id.startswith('train-tool') else [])
+    for c in CASES])
 def test_bad_input(case, tmp_path, shapes_data):
     ctx = Context(tmp_path)
     prepared = case.setup(ctx) if case.setup else None
