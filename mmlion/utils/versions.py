@@ -80,10 +80,10 @@ def require_stack() -> None:
         found = torch_version()
     except ImportError:
         found = None
-    if found is None or found < SUPPORTED['torch']:
-        have = f'torch {_dotted(found)} is installed' if found else 'torch does not import'
-        raise ImportError(f'mmlion needs torch >= {_dotted(SUPPORTED["torch"])} and {have}; '
-                          f'install the torch your codebase pins (mmlion does not install it)')
+    message = unsupported('mmlion', 'torch', found, SUPPORTED['torch'])
+    if message is not None:
+        raise ImportError(f'{message}; install the torch your codebase pins (mmlion does '
+                          f'not install it)')
     require_mmengine()
 
 
@@ -91,10 +91,9 @@ def require_mmengine() -> None:
     """mmlion's registries and hooks are MMEngine's: either distribution of it will do
     (``mmengine``, or the maintained fork ``onedl-mmengine``, which installs the same
     import package), which is why mmlion does not depend on either by name."""
-    found = mmengine_version()
-    if found is None or found < SUPPORTED['mmengine']:
-        have = f'mmengine {_dotted(found)} is installed' if found else 'it does not import'
+    message = unsupported('mmlion', 'MMEngine', mmengine_version(), SUPPORTED['mmengine'])
+    if message is not None:
         raise ImportError(
-            f'mmlion needs MMEngine >= {_dotted(SUPPORTED["mmengine"])} and {have}. Install '
-            f'one of its two distributions: `pip install mmengine` (OpenMMLab\'s) or `pip '
-            f'install onedl-mmengine` (the maintained fork, for newer torch)')
+            f'{message}. Install one of its two distributions: `pip install mmengine` '
+            f'(OpenMMLab\'s) or `pip install onedl-mmengine` (the maintained fork, for newer '
+            f'torch)')
