@@ -1,4 +1,4 @@
-"""Install mmlion; build its fused CPU kernel (``mmlion._C``) against the installed torch.
+"""Install mmlion; build its fused CPU kernel (``mmlion.ops._C``) against the installed torch.
 
 The kernel is a torch C++ extension, so it must be compiled against the torch that
 will import it. pip's default build isolation would fetch a second, newest torch
@@ -8,9 +8,15 @@ the package installs without the kernel and the optimizer says so at first use.
 Set ``MMLION_NO_EXT=1`` to skip the build on purpose.
 """
 import os
+import os.path as osp
+import runpy
 import sys
 
 from setuptools import setup
+
+# The sources and flags, from the one file that lists them (the loader compiles the same
+# at first use); read as a file, since mmlion cannot be imported before it is installed.
+BUILD = runpy.run_path(osp.join(osp.dirname(osp.abspath(__file__)), 'mmlion', 'ops', 'build.py'))
 
 
 def extensions():
@@ -22,12 +28,9 @@ def extensions():
         print('mmlion: torch is not importable while building; installing without the '
               'fused kernel (use `pip install --no-build-isolation`)', file=sys.stderr)
         return [], {}
-    ext = CppExtension(
-        'mmlion._C', ['mmlion/csrc/lion_cpu.cpp'],
-        # The flags of mmlion/_ext.py's build at first use (no FMA contraction: the
-        # same bits from every CPU clone of the kernel).
-        extra_compile_args=['-O3', '-g0', '-fopenmp', '-ffp-contract=off'],
-        extra_link_args=['-fopenmp'])
+    ext = CppExtension(BUILD['EXTENSION'], BUILD['source_paths'](osp.join('mmlion', 'ops')),
+                       extra_compile_args=BUILD['COMPILE_FLAGS'],
+                       extra_link_args=BUILD['LINK_FLAGS'])
     return [ext], {'build_ext': BuildExtension.with_options(use_ninja=True)}
 
 

@@ -1,4 +1,4 @@
-"""mmlion._ext: a plain `pip install` (pip's default build isolation, no torch to build
+"""mmlion.ops.loader: a plain `pip install` (pip's default build isolation, no torch to build
 against) still gets the fused kernel, compiled at first use against the running torch
 and cached; without a compiler the optimizer falls back and says why, once."""
 import os
@@ -14,13 +14,13 @@ pytestmark = pytest.mark.slow
 
 STEP = '''
 import warnings, torch, mmlion
-from mmlion import _ext
+from mmlion.ops import lion_cpu
 p = torch.nn.Parameter(torch.ones(3)); p.grad = torch.ones(3)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter('always')
     mmlion.Lion([p], lr=0.5).step()
 print('FILE', mmlion.__file__)
-print('KERNEL', _ext.fused_lion_kernel() is not None)
+print('KERNEL', lion_cpu.available())
 print('STEPPED', p.detach().tolist())
 print('WARNINGS', [str(w.message) for w in caught if 'kernel' in str(w.message)])
 '''
@@ -48,7 +48,7 @@ def plain_install(tmp_path_factory):
     subprocess.run([sys.executable, '-m', 'pip', 'install', '--use-pep517', '--no-deps', '--quiet',
                     '--target', str(target), str(source)], check=True, timeout=600,
                    env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK='1'))
-    assert not list(target.glob('mmlion/_C*.so'))  # isolated: built without the kernel
+    assert not list(target.glob('mmlion/ops/_C*.so'))  # isolated: built without the kernel
     return target
 
 

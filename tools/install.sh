@@ -33,12 +33,12 @@ RUNTIME=("setuptools<80" wheel ninja numpy "mmengine==0.10.7" pycocotools)
 # real datasets, with no download. triton runs the fused GPU kernel's tests on the CPU
 # in its interpreter (TRITON_INTERPRET=1); 3.6.0 is what the GPU machines' torch brings.
 TESTS=(-r "$ROOT/requirements/tests.txt" "triton==3.6.0")
-RUNTIME_CHECK="import mmlion, mmdet, mmcv.ops; from mmlion import _C"
+RUNTIME_CHECK="import mmlion, mmdet, mmcv.ops; from mmlion.ops import _C"
 TESTS_CHECK="$RUNTIME_CHECK; import mmseg, mmpretrain, triton, deepspeed, pytest, sklearn, skimage"
 STAMP="$VENV/.mmlion-install-$LEVEL"
 stamp_value() {
     cat "$ROOT/tools/install.sh" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT"/requirements/*.txt \
-        "$ROOT"/mmlion/csrc/*.cpp | sha256sum | cut -c1-16
+        "$ROOT"/mmlion/ops/csrc/*.cpp "$ROOT"/mmlion/ops/build.py | sha256sum | cut -c1-16
 }
 
 step() { printf '\n[mmlion install %s %s] %s\n' "$LEVEL" "$1" "${*:2}"; }
@@ -115,7 +115,7 @@ step $N/$N "installing mmlion (editable) and building its fused kernel"
 # import hook would also serve the checkout's compiled kernel to another copy of mmlion
 # in the same process (tests/test_ext.py installs one).
 "${PIP[@]}" --no-build-isolation --no-deps --config-settings editable_mode=compat -e "$ROOT"
-"$PY" -c "from mmlion import _ext; assert _ext.fused_lion_kernel() is not None, _ext.load_error()"
+"$PY" -c "from mmlion.ops import lion_cpu; assert lion_cpu.available(), lion_cpu.load_error()"
 
 stamp_value > "$STAMP"
 echo "[mmlion install $LEVEL] done: $VENV"

@@ -1,10 +1,10 @@
-"""The fused Lion step on the GPU: one Triton launch per list of tensors.
+"""The fused Lion step on the GPU: one Triton launch per list of tensors (the kernels
+are in :mod:`.lion_triton_kernels`, loaded by :data:`mmlion.ops.loader.TRITON`).
 
 :func:`fused_lion_` is what ``Lion(fused=True)`` runs for CUDA tensors. It checks
 what it is given (:func:`untaken`) and raises, touching nothing, on what it cannot
 take; it reads the learning rate, the GradScaler's ``grad_scale`` and ``found_inf``
-and the guard's skip flag on the device, so a step makes no host sync. Triton is
-imported at the first fused step, not with mmlion.
+and the guard's skip flag on the device, so a step makes no host sync.
 
 Triton's interpreter (``TRITON_INTERPRET=1``) runs the same kernels on CPU tensors;
 the tests use it, by adding ``'cpu'`` to :data:`DEVICE_TYPES`, where no GPU is.
@@ -16,7 +16,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from mmlion.utils import versions
+from .common import PLAIN_TYPES, decay_factor
+from .loader import TRITON
 
 __all__ = ['DEVICE_TYPES', 'available', 'load_error', 'runs_on', 'untaken', 'fused_lion_']
 
@@ -25,37 +26,17 @@ BLOCK = 1024             # elements per program: 4 KiB of each fp32 tensor
 NUM_WARPS = 4
 _TABLE_CACHE_SIZE = 32   # pointer tables kept on the device, most recent first
 
-_kernels = None
-_load_error: Optional[str] = None
-_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 _SUPPORTED = (torch.float32, torch.bfloat16, torch.float16)
 _tables: 'OrderedDict[tuple, Tuple[Tensor, int, bool]]' = OrderedDict()
 
 
-def _load():
-    global _kernels, _load_error
-    if _kernels is None and _load_error is None:
-        _load_error = versions.unsupported('fused=True on CUDA (the Triton kernel)', 'triton',
-                                           versions.triton_version(),
-                                           versions.SUPPORTED['triton'])
-        if _load_error is not None:
-            return None
-        try:
-            from mmlion.ops import lion_triton_kernels
-            _kernels = lion_triton_kernels
-        except Exception as error:  # triton absent or broken: say why at fused=True
-            _load_error = f'{type(error).__name__}: {error}'
-    return _kernels
-
-
 def available() -> bool:
     """True when Triton imports and the kernels compile."""
-    return _load() is not None
+    return TRITON.get() is not None
 
 
 def load_error() -> str:
-    _load()
-    return _load_error or ''
+    return TRITON.load_error()
 
 
 def runs_on(device: torch.device) -> bool:
@@ -73,7 +54,7 @@ def untaken(params: Sequence[Tensor], grads: Sequence[Tensor],
     device = params[0].device if params else None
     for i, trio in enumerate(zip(params, grads, exp_avgs)):
         for role, t in zip(('param', 'grad', 'exp_avg'), trio):
-            if type(t) not in _PLAIN_TYPES or t.layout != torch.strided:
+            if type(t) not in PLAIN_TYPES or t.layout != torch.strided:
                 return f'{role} {i} is a {type(t).__name__} ({t.layout})'
             if t.device != device or not runs_on(t.device):
                 return f'{role} {i} is on {t.device} (params[0] on {device})'
@@ -96,10 +77,10 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     views complex ones as real), in place: one launch per (param dtype, state dtype)
     pair (two with ``cautious``). ``grad_scale`` divides the gradients; a nonzero
     ``found_inf`` (a device flag) makes the step write nothing."""
-    kernels = _load()
+    kernels = TRITON.get()
     if kernels is None:
         raise RuntimeError(f'fused=True on the GPU needs Triton, which failed to load '
-                           f'({_load_error}); pip install triton, or use foreach=True')
+                           f'({TRITON.load_error()}); pip install triton, or use foreach=True')
     if not params:
         return
     reason = untaken(params, grads, exp_avgs)
@@ -170,8 +151,7 @@ def _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf) 
     initial_tensor = isinstance(initial_lr, Tensor)
     if not lr_tensor and not initial_tensor:
         decay_mode = 0
-        decay = (1 - lr * weight_decay if initial_lr is None
-                 else 1 - weight_decay * lr / initial_lr)
+        decay = decay_factor(lr, weight_decay, initial_lr)
     else:
         decay_mode, decay = (1 if initial_lr is None else 2), 1.0
     return dict(

@@ -4,7 +4,8 @@ The update follows the reference implementation in google/automl (``lion_pytorch
 step for step: decay the weight, step by the sign of an interpolation of momentum and
 gradient, then update the momentum. The layout follows ``torch/optim/adamw.py``: the
 :class:`Lion` class keeps every setting in its param groups and gathers tensors in
-``_init_group``, :func:`lion` picks an implementation once, and
+``_init_group``, :func:`lion` picks an implementation once (asking
+:mod:`.implementation`, as everything that must agree with it does), and
 ``_single_tensor_lion``, ``_multi_tensor_lion`` and ``_fused_lion`` share one
 keyword-only signature. Argument and state-dict checks live in :mod:`.validation`.
 Unlike torch's optimizers, the class batches tensors across param groups whose
@@ -15,12 +16,13 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch.optim.optimizer import Optimizer, _default_to_fused_or_foreach
+from torch.optim.optimizer import Optimizer
 
-from mmlion import _ext
-from mmlion.ops import lion_triton
+from mmlion.ops import lion_cpu, lion_triton
+from mmlion.ops.common import decay_factor
 from mmlion.utils import versions
 from .dtensor import DTensor, local_shards
+from .implementation import Implementation, resolve, torch_default
 from .nonfinite import NonFiniteGuard
 from .validation import (DEFAULTS, check_not_shared, check_state_dict,
                          check_step_options_agree, check_unknown_kwargs, sparse_grad_message,
@@ -120,7 +122,6 @@ class Lion(Optimizer):
         validate_group(defaults)
         self.nonfinite_guard = NonFiniteGuard(owner='Lion')  # counts, not settings
         super().__init__(params, defaults)
-        self._step_supports_amp_scaling = bool(fused)
 
     def add_param_group(self, param_group: dict) -> None:
         if isinstance(param_group, dict) and self.param_groups:
@@ -157,7 +158,15 @@ class Lion(Optimizer):
         for group in self.param_groups:
             for key, value in DEFAULTS.items():
                 group.setdefault(key, value)
-        self._step_supports_amp_scaling = bool(self.defaults.get('fused'))
+
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """Whether a GradScaler hands this step its ``grad_scale`` and ``found_inf``
+        instead of unscaling itself: when every group asked for the fused
+        implementation, as for torch's fused AdamW."""
+        implementation = self._implementation()
+        return (implementation is not None and implementation.name == 'fused'
+                and not implementation.automatic)
 
     def state_dict(self) -> dict:
         """torch's state dict, with ``state_dtype`` as its name ('bfloat16'): only
@@ -220,13 +229,14 @@ class Lion(Optimizer):
         grad_scale = getattr(self, 'grad_scale', None)
         found_inf = getattr(self, 'found_inf', None)
         if first['skip_nonfinite']:
-            if self._steps_on_device():
+            located = self._located_grads()
+            if located and self._steps_on_device():
                 found_inf = self.nonfinite_guard.skip_flag_on_device(
-                    [p.grad for _, p in self._located_grads()],
-                    first['max_consecutive_skips'], found_inf=found_inf)
+                    [p.grad for _, p in located], first['max_consecutive_skips'],
+                    found_inf=found_inf)
             elif found_inf is not None and bool(found_inf):
                 return loss  # the GradScaler's overflow, not the guard's to count
-            elif not self._guard_allows_step(first['max_consecutive_skips']):
+            elif not self._guard_allows_step(located, first['max_consecutive_skips']):
                 return loss
         buckets: Dict[tuple, tuple] = {}
         for index, group in enumerate(self.param_groups):
@@ -241,14 +251,24 @@ class Lion(Optimizer):
                      found_inf=found_inf)
         return loss
 
+    def _implementation(self) -> Optional[Implementation]:
+        """The implementation every group resolves to (:mod:`.implementation`), or
+        None when the groups resolve differently or hold no parameters."""
+        found = None
+        for group in self.param_groups:
+            if not group['params']:
+                continue
+            resolved = resolve(group['params'][0].device, group['foreach'], group['fused'])
+            if found is not None and resolved != found:
+                return None
+            found = resolved
+        return found
+
     def _steps_on_device(self) -> bool:
-        """True when every group is fused and the gradients are where the Triton kernel
-        runs: it skips on a flag on the device, so the guard need not sync."""
-        if not all(group['fused'] for group in self.param_groups):
-            return False
-        first = next((p for group in self.param_groups for p in group['params']
-                      if p.grad is not None), None)
-        return first is not None and lion_triton.runs_on(first.device)
+        """True when the step runs the Triton kernel: it skips on a flag on the device,
+        so the guard need not sync."""
+        implementation = self._implementation()
+        return implementation is not None and implementation.on_device
 
     def _located_grads(self) -> List[tuple]:
         """(group index, parameter) for every parameter with a gradient; a sparse
@@ -260,10 +280,9 @@ class Lion(Optimizer):
                 raise RuntimeError(sparse_grad_message(self.param_groups[index], index, p))
         return located
 
-    def _guard_allows_step(self, max_consecutive_skips: Optional[int]) -> bool:
+    def _guard_allows_step(self, located: List[tuple],
+                           max_consecutive_skips: Optional[int]) -> bool:
         """The non-finite guard over every gradient, before any state is touched."""
-        located = self._located_grads()
-
         def describe(position: int) -> str:
             index, p = located[position]
             return f'param group {index}, parameter of shape {tuple(p.shape)}'
@@ -309,13 +328,6 @@ def _bucket_key(group: dict) -> tuple:
             group['maximize'], group['cautious'], group['foreach'], group['fused'])
 
 
-def _decay_factor(lr, weight_decay: float, initial_lr):
-    """``1 - lr * wd``, or ``1 - wd * lr / initial_lr`` with decoupled weight decay."""
-    if initial_lr is None:
-        return 1 - lr * weight_decay
-    return 1 - weight_decay * lr / initial_lr
-
-
 def _as_scalar(value):
     """A one-element Tensor of any shape as a 0-dim view (no copy, no sync)."""
     return value.reshape(()) if isinstance(value, Tensor) else value
@@ -337,7 +349,7 @@ def _single_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: Lis
                         lr: Union[float, Tensor], beta1: float, beta2: float,
                         weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
     lr, initial_lr = _as_scalar(lr), _as_scalar(initial_lr)
-    decay = _decay_factor(lr, weight_decay, initial_lr)
+    decay = decay_factor(lr, weight_decay, initial_lr)
     for param, grad, exp_avg in zip(params, grads, exp_avgs):
         if param.is_complex():
             param, grad, exp_avg = (torch.view_as_real(param), torch.view_as_real(grad),
@@ -370,7 +382,7 @@ def _multi_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List
                        lr: Union[float, Tensor], beta1: float, beta2: float,
                        weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
     lr, initial_lr = _as_scalar(lr), _as_scalar(initial_lr)
-    decay = _decay_factor(lr, weight_decay, initial_lr)
+    decay = decay_factor(lr, weight_decay, initial_lr)
     params, grads, exp_avgs = _as_real(params, grads, exp_avgs)
     for dtype, (ps, gs, ms) in _group_by_device_and_dtypes(params, grads, exp_avgs):
         opmath = _opmath(dtype)
@@ -425,29 +437,17 @@ def _group_by_device_and_dtypes(params: List[Tensor], grads: List[Tensor],
 
 def _fused_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
                 lr: Union[float, Tensor], beta1: float, beta2: float, weight_decay: float,
-                initial_lr, maximize: bool, cautious: bool) -> None:
-    """One kernel call for the whole list: it handles mixed dtypes, complex and
-    non-contiguous CPU tensors itself."""
-    kernel = _ext.fused_lion_kernel()
-    if kernel is None:
+                initial_lr, maximize: bool, cautious: bool) -> bool:
+    """The C++ kernel over the whole list (the Triton one is called from :func:`lion`,
+    which hands it the GradScaler's flags); it handles mixed dtypes, complex and
+    non-contiguous CPU tensors itself. False, having touched nothing, when it cannot
+    take one of the tensors."""
+    if not lion_cpu.available():
         raise RuntimeError(f'fused=True needs the compiled mmlion kernel, which is not '
-                           f'available: {_ext.load_error()}')
-    if not _run_kernel(kernel, params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2,
-                       weight_decay=weight_decay, initial_lr=initial_lr, maximize=maximize,
-                       cautious=cautious):
-        untaken = _ext.describe_untaken([*params, *grads, *exp_avgs])
-        raise RuntimeError(f'fused=True: mmlion has fused kernels for plain CPU tensors and '
-                           f'(with Triton) CUDA tensors, got {untaken}; use foreach=True')
-
-
-def _run_kernel(kernel, params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay,
-                initial_lr, maximize, cautious) -> bool:
-    """One call for the whole list. The kernel checks every tensor itself (cheaply, in
-    C++) and returns False, having touched nothing, when it cannot take one."""
-    lr_value = float(lr)
-    decay = float(_decay_factor(lr_value, weight_decay,
-                                None if initial_lr is None else float(initial_lr)))
-    return kernel(params, grads, exp_avgs, lr_value, beta1, beta2, decay, maximize, cautious)
+                           f'available: {lion_cpu.load_error()}')
+    return lion_cpu.fused_lion_(params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2,
+                                weight_decay=weight_decay, initial_lr=initial_lr,
+                                maximize=maximize, cautious=cautious)
 
 
 def _as_real(params, grads, exp_avgs):
@@ -497,32 +497,26 @@ def lion(params: List[Tensor],
     """
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
                  initial_lr=initial_lr, maximize=maximize, cautious=cautious)
-    if params and isinstance(params[0], DTensor):
+    if not params:
+        return
+    if isinstance(params[0], DTensor):
         params, grads, exp_avgs = local_shards(params, grads, exp_avgs, cautious)
-    if fused and params and lion_triton.runs_on(params[0].device):
+    implementation = resolve(params[0].device, foreach, fused, params)
+    if implementation.on_device:
         lion_triton.fused_lion_(*_as_real(params, grads, exp_avgs), **hyper,
                                 grad_scale=grad_scale, found_inf=found_inf)
         return
     if (grad_scale is not None or found_inf is not None) and not _unscale_or_skip(
             grads, grad_scale, found_inf):
         return
-    if fused is None and foreach is None:
-        # The user chose neither: the compiled kernel where it takes every tensor
-        # (plain CPU tensors; it says so itself), else torch's own choice (foreach on
-        # CUDA, the for-loop for the rest, DTensors included). Off the CPU the kernel
-        # is not tried at all: reading lr for it would sync with the device.
-        if params and params[0].device.type == 'cpu':
-            kernel = _ext.fused_lion_kernel()
-            if kernel is None:
-                _ext.warn_unbuilt_once()
-            elif _run_kernel(kernel, params, grads, exp_avgs, **hyper):
-                return
-        fused, foreach = _default_to_fused_or_foreach(params, differentiable=False,
-                                                      use_fused=False)
-    if fused:
-        func = _fused_lion
-    elif foreach:
-        func = _multi_tensor_lion
-    else:
-        func = _single_tensor_lion
+    if implementation.name == 'fused':
+        if _fused_lion(params, grads, exp_avgs, **hyper):
+            return
+        if not implementation.automatic:
+            untaken = lion_cpu.describe_untaken([*params, *grads, *exp_avgs])
+            raise RuntimeError(f'fused=True: mmlion has fused kernels for plain CPU tensors '
+                               f'and (with Triton) CUDA tensors, got {untaken}; use '
+                               f'foreach=True')
+        implementation = torch_default(params)  # the automatic choice, handed back
+    func = _multi_tensor_lion if implementation.name == 'foreach' else _single_tensor_lion
     func(params, grads, exp_avgs, **hyper)

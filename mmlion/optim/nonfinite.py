@@ -25,7 +25,7 @@ import torch.distributed as dist
 from mmengine.logging import print_log
 from torch import Tensor
 
-from mmlion import _ext
+from mmlion.ops import lion_cpu
 
 __all__ = ['STATE_KEY', 'NonFiniteGuard', 'found_nonfinite', 'agree_across_ranks', 'any_rank',
            'all_finite', 'local_tensor']
@@ -44,11 +44,10 @@ def found_nonfinite(tensors: Sequence[Tensor]) -> Tensor:
     NaN, +Inf or -Inf? It stays on the tensors' device (no host sync)."""
     if not tensors:
         return torch.zeros((), dtype=torch.bool)
-    kernel = _ext.all_finite_kernel()
-    finite = kernel(tensors) if kernel is not None else None  # None: handed back
-    if finite is None and kernel is not None and any(hasattr(t, 'to_local') for t in tensors):
+    finite = lion_cpu.all_finite(tensors)  # None: not built, or handed back
+    if finite is None and lion_cpu.available() and any(hasattr(t, 'to_local') for t in tensors):
         tensors = [local_tensor(t) for t in tensors]  # DTensors: check this rank's shards
-        finite = kernel(tensors)
+        finite = lion_cpu.all_finite(tensors)
     if finite is not None:
         return torch.tensor(not finite)
     tensors = [local_tensor(t) for t in tensors]

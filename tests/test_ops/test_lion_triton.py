@@ -11,6 +11,7 @@ import torch
 from helpers import python_tool
 
 from mmlion.ops import lion_triton
+from mmlion.ops.loader import TRITON
 from mmlion.optim import Lion
 from mmlion.optim.lion import _single_tensor_lion, lion
 
@@ -109,13 +110,13 @@ def test_many_tensors_and_empty_ones_in_one_launch(triton_device, monkeypatch):
     lists = tensors(triton_device, shapes=[(n,) for n in sizes])
     loop = cloned(lists)
     launches = []
-    kernel = lion_triton._load().lion_kernel
+    kernel = TRITON.get().lion_kernel
 
     class Counting:
         def __getitem__(self, grid):
             launches.append(grid)
             return kernel[grid]
-    monkeypatch.setattr(lion_triton._load(), 'lion_kernel', Counting())
+    monkeypatch.setattr(TRITON.get(), 'lion_kernel', Counting())
     lion(*lists, fused=True, **HYPER)
     _single_tensor_lion(*loop, **HYPER)
     assert launches == [(sum(-(-n // lion_triton.BLOCK) for n in sizes),)]

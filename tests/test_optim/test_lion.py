@@ -9,19 +9,20 @@ import pytest
 import torch
 
 from helpers import FSDP2_UNSUPPORTED
-from mmlion import _ext
+from mmlion.ops import lion_cpu
+from mmlion.ops.loader import CPU
 import mmlion.optim.lion as lion_module
 from mmlion.optim import Lion
 from mmlion.optim.lion import lion
 
 IMPLS = ['for-loop', 'foreach', 'fused']
-needs_kernel = pytest.mark.skipif(_ext.fused_lion_kernel() is None,
-                                  reason=f'fused kernel not built: {_ext.load_error()}')
+needs_kernel = pytest.mark.skipif(not lion_cpu.available(),
+                                  reason=f'fused kernel not built: {lion_cpu.load_error()}')
 
 
 def impl_flags(impl):
-    if impl == 'fused' and _ext.fused_lion_kernel() is None:
-        pytest.skip(f'fused kernel not built: {_ext.load_error()}')
+    if impl == 'fused' and not lion_cpu.available():
+        pytest.skip(f'fused kernel not built: {lion_cpu.load_error()}')
     return dict(foreach=impl == 'foreach', fused=impl == 'fused')
 
 
@@ -151,7 +152,7 @@ def test_one_step_equals_formula():
     m0 = torch.randn(100, dtype=torch.float64)
     g = torch.randn(100, dtype=torch.float64)
     for impl in IMPLS:
-        if impl == 'fused' and _ext.fused_lion_kernel() is None:
+        if impl == 'fused' and not lion_cpu.available():
             continue
         p = torch.nn.Parameter(p0.clone())
         optimizer = Lion([p], lr=lr, betas=(beta1, beta2), weight_decay=wd, **impl_flags(impl))
@@ -294,7 +295,7 @@ def test_fused_bf16_state_is_the_exact_formula(param_dtype):
     expected_p = (p0.float() * f32(decay) + f32(-lr) * update).to(param_dtype)
     expected_m = (m0.float() * f32(b2) + g.float() * f32(1 - b2)).to(torch.bfloat16)
     p, m = p0.clone(), m0.clone()
-    assert _ext.fused_lion_kernel()([p], [g], [m], lr, b1, b2, decay, False, False)
+    assert CPU.get().fused_lion_([p], [g], [m], lr, b1, b2, decay, False, False)
     assert torch.equal(p[~p.isnan()], expected_p[~expected_p.isnan()])
     assert torch.equal(m.isnan(), expected_m.isnan()) and m.isnan().sum() == 1
     assert torch.equal(m[~m.isnan()], expected_m[~expected_m.isnan()])
@@ -303,7 +304,7 @@ def test_fused_bf16_state_is_the_exact_formula(param_dtype):
 @needs_kernel
 def test_kernels_hand_back_what_they_cannot_take():
     """Meta tensors and tensor subclasses go back to Python, untouched, never into C++."""
-    kernel, finite = _ext.fused_lion_kernel(), _ext.all_finite_kernel()
+    kernel, finite = CPU.get().fused_lion_, CPU.get().all_finite
     meta = [torch.zeros(4, device='meta')]
     assert kernel(meta, meta, meta, 1e-3, 0.9, 0.99, 1.0, False, False) is False
     assert finite(meta) is None
@@ -320,7 +321,7 @@ def test_kernels_hand_back_what_they_cannot_take():
     wrapped = [Wrapped(torch.zeros(4))]
     assert kernel(wrapped, wrapped, wrapped, 1e-3, 0.9, 0.99, 1.0, False, False) is False
     assert finite(wrapped) is None
-    assert not _ext.kernel_takes(wrapped) and not _ext.kernel_takes(meta)
+    assert not lion_cpu.takes(wrapped) and not lion_cpu.takes(meta)
     with pytest.raises(RuntimeError, match='for plain CPU tensors and'):
         lion(meta, meta, meta, fused=True, lr=1e-3, beta1=0.9, beta2=0.99, weight_decay=0.0)
 
@@ -571,10 +572,10 @@ def test_functional_matches_class():
 
 
 def test_unbuilt_kernel_falls_back_with_one_message(monkeypatch):
-    monkeypatch.setattr(_ext, '_loaded', True)
-    monkeypatch.setattr(_ext, '_module', None)
-    monkeypatch.setattr(_ext, '_error', 'mmlion._C could not be imported: test')
-    monkeypatch.setattr(_ext, '_warned', False)
+    monkeypatch.setattr(CPU, '_loaded', True)
+    monkeypatch.setattr(CPU, 'module', None)
+    monkeypatch.setattr(CPU, 'error', 'mmlion.ops._C could not be imported: test')
+    monkeypatch.setattr(lion_cpu, '_warned', False)
     base = make_params()
     a, b = clone(base), clone(base)
     with warnings.catch_warnings(record=True) as caught:
@@ -638,7 +639,7 @@ def test_bad_group_value_raises_and_keeps_optimizer():
 
 @needs_kernel
 def test_fused_kernel_checks_its_inputs():
-    kernel = _ext.fused_lion_kernel()
+    kernel = CPU.get().fused_lion_
     p, g, m = torch.zeros(4), torch.zeros(4), torch.zeros(5)
     with pytest.raises(RuntimeError, match='different sizes'):
         kernel([p], [g], [m], 1e-3, 0.9, 0.99, 1.0, False, False)
@@ -669,7 +670,7 @@ def test_nan_gradient_poisons_momentum_in_every_implementation():
     good: the momentum turns NaN and every later sign is 0. All implementations
     agree on this (a guard against it is a separate option)."""
     for impl in IMPLS:
-        if impl == 'fused' and _ext.fused_lion_kernel() is None:
+        if impl == 'fused' and not lion_cpu.available():
             continue
         p = torch.nn.Parameter(torch.ones(3))
         optimizer = Lion([p], lr=0.1, **impl_flags(impl))

@@ -143,10 +143,10 @@ LION_KW = dict(lr=1e-4, weight_decay=1e-2)
 def cpu_rows(quick: bool) -> Dict[str, Tuple[str, Callable]]:
     from mmengine.optim import OptimWrapper
 
-    from mmlion import _ext
+    from mmlion.ops import lion_cpu
     from mmlion.optim import GuardedOptimWrapper, Lion
     rows = {}
-    if _ext.fused_lion_kernel() is not None:
+    if lion_cpu.available():
         rows['mmlion Lion (default)'] = ('lion', lambda g: Lion(g, **LION_KW))
         # The non-finite guard reads every gradient once more before the step.
         rows['mmlion Lion, skip_nonfinite'] = (
@@ -163,7 +163,7 @@ def cpu_rows(quick: bool) -> Dict[str, Tuple[str, Callable]]:
         rows['GuardedOptimWrapper(Lion), no clipping'] = (
             'lion', lambda g: GuardedOptimWrapper(Lion(g, **LION_KW)))
     else:
-        print(f'note: mmlion fused kernel not built ({_ext.load_error()})')
+        print(f'note: mmlion fused kernel not built ({lion_cpu.load_error()})')
     if not quick:
         rows['mmlion Lion foreach'] = ('lion', lambda g: Lion(g, foreach=True, **LION_KW))
         rows['mmlion Lion for-loop'] = (

@@ -1,0 +1,75 @@
+"""The fused Lion step and the finiteness check on the CPU: the C++ kernels of
+``csrc/lion_cpu.cpp``, loaded by :data:`mmlion.ops.loader.CPU`.
+
+The kernels take plain strided CPU tensors only (no tensor subclasses such as DTensor,
+no meta or sparse tensors, no other devices). They check that themselves, in C++, and
+hand anything else back untouched, so the caller can take another path;
+:func:`takes` is the same rule in Python, to name what was refused.
+"""
+import warnings
+from typing import List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from .common import PLAIN_TYPES, decay_factor
+from .loader import CPU
+
+__all__ = ['available', 'load_error', 'takes', 'describe_untaken', 'fused_lion_',
+           'all_finite', 'warn_unbuilt_once']
+
+_warned = False
+
+
+def available() -> bool:
+    """True when the compiled kernels are (or could be made) loaded."""
+    return CPU.get() is not None
+
+
+def load_error() -> str:
+    return CPU.load_error()
+
+
+def takes(tensors: Sequence[Tensor]) -> bool:
+    """True when the kernels accept every tensor: plain strided CPU tensors."""
+    return all(type(t) in PLAIN_TYPES and t.device.type == 'cpu' and t.layout == torch.strided
+               for t in tensors)
+
+
+def describe_untaken(tensors: Sequence[Tensor]) -> str:
+    """What in ``tensors`` the kernels do not take, for an error message."""
+    kinds = sorted({f'{type(t).__name__} on {t.device} ({t.layout})' for t in tensors
+                    if not takes([t])})
+    return ', '.join(kinds)
+
+
+def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *, lr,
+                beta1: float, beta2: float, weight_decay: float, initial_lr, maximize: bool,
+                cautious: bool) -> bool:
+    """One kernel call for the whole list, in place; it handles mixed dtypes, complex
+    and non-contiguous tensors itself. False, having touched nothing, when the kernel
+    is not built or cannot take one of the tensors."""
+    module = CPU.get()
+    if module is None:
+        return False
+    lr_value = float(lr)
+    decay = float(decay_factor(lr_value, weight_decay,
+                               None if initial_lr is None else float(initial_lr)))
+    return module.fused_lion_(params, grads, exp_avgs, lr_value, beta1, beta2, decay,
+                              maximize, cautious)
+
+
+def all_finite(tensors: Sequence[Tensor]) -> Optional[bool]:
+    """True when no element of ``tensors`` is NaN or Inf, in one read; None when the
+    kernel is not built or does not take the tensors (the caller checks another way)."""
+    module = CPU.get()
+    return None if module is None else module.all_finite(tensors)
+
+
+def warn_unbuilt_once() -> None:
+    """One warning, at the first CPU step without the kernel."""
+    global _warned
+    if not _warned and not available():
+        _warned = True
+        warnings.warn(f'mmlion: fused Lion kernel not available ({load_error()}); using the '
+                      f'for-loop implementation, several times slower on the CPU.')
