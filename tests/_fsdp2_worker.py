@@ -26,7 +26,7 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
 
 from mmlion.optim import Lion
-from mmlion.utils import teardown_distributed
+from mmlion.cli import teardown_distributed
 
 STEPS = 3
 NAN_STEP = 1

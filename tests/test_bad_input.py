@@ -20,7 +20,7 @@ from mmengine.config import Config
 from helpers import DEMO, ROOT, generate_shapes, python_tool
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
 from mmlion.optim.lion import lion as lion_fn
-from mmlion.utils import ConfigError, check_config
+from mmlion.cli import ConfigError, check_config
 
 DOC = osp.join(ROOT, 'docs', 'bad_input.md')
 

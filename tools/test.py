@@ -7,7 +7,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlion.utils import setup_distributed, teardown_distributed
+from mmlion.cli import setup_distributed, teardown_distributed
 
 
 def parse_args():

@@ -14,7 +14,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlion.utils import check_config, setup_distributed, teardown_distributed, torchrun_restart
+from mmlion.cli import check_config, setup_distributed, teardown_distributed, torchrun_restart
 
 # --amp turns each wrapper into its mixed-precision twin.
 AMP_WRAPPERS = {'OptimWrapper': 'AmpOptimWrapper',

@@ -2,9 +2,9 @@
 (``type='mmlion.ResumableCheckpointHook'``), the atomic, stamp-keeping file backend
 it writes with, and an FSDP strategy for the FlexibleRunner that works with current
 torch and on CPU (``type='mmlion.FSDPStrategy'``)."""
-from .fileio import AtomicLocalBackend, atomic_write, write_owned
+from .fileio import AtomicLocalBackend
 from .hooks import ResumableCheckpointHook
 from .strategies import FSDPStrategy
 
-__all__ = ['AtomicLocalBackend', 'atomic_write', 'write_owned', 'ResumableCheckpointHook',
+__all__ = ['AtomicLocalBackend', 'ResumableCheckpointHook',
            'FSDPStrategy']

@@ -1,78 +1,27 @@
-"""A local file backend whose writes are atomic and never replace a user's file.
+"""A local file backend for MMEngine whose writes are atomic and never replace a
+user's file.
 
-MMEngine's ``LocalBackend.put`` opens the target with ``'wb'`` and writes into it,
-so a crash (SIGKILL, a full disk, a pre-empted node) during a checkpoint write
-leaves a truncated file under the checkpoint's own name, and any file of that name
-is overwritten, whoever wrote it. :class:`AtomicLocalBackend` writes to a temporary
-file in the same folder, flushes and fsyncs it, and renames it over the target with
-``os.replace``, which POSIX makes atomic: readers see the old file or the complete
-new one, never a part. It replaces an existing file only when mmlion wrote it (the
-stamp rule of :mod:`mmlion.utils.ownership`). ``ResumableCheckpointHook`` uses it.
+MMEngine's ``LocalBackend.put`` writes into the target in place, so a crash during a
+checkpoint write leaves a truncated file under the checkpoint's own name, and any file
+of that name is overwritten, whoever wrote it. :class:`AtomicLocalBackend` writes with
+:func:`mmlion.utils.ownership.write_owned`: atomically (:mod:`mmlion.utils.atomic`), and
+replacing an existing file only when mmlion wrote it (the stamp rule of
+:mod:`mmlion.utils.ownership`). ``ResumableCheckpointHook`` uses it.
 """
 import logging
 import os
 import os.path as osp
-import tempfile
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Union
 
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import print_log
 
-__all__ = ['AtomicLocalBackend', 'atomic_write', 'write_owned']
+from mmlion.utils.ownership import forget_written, is_owned_file, write_owned
+
+__all__ = ['AtomicLocalBackend', 'BACKEND_NAME']
 
 BACKEND_NAME = 'mmlion_atomic_local'
-
-
-def _umask() -> int:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def atomic_write(data: bytes, filepath: Union[str, Path],
-                 before_replace: Optional[Callable[[str], None]] = None) -> None:
-    """Write ``data`` to ``filepath`` so that a crash leaves the old file or the
-    new one, whole. ``before_replace(tmp)`` runs once the data is durable, just
-    before the rename. A failed write removes its temporary file."""
-    filepath = os.fspath(filepath)
-    folder = osp.dirname(osp.abspath(filepath))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(filepath)}.', suffix='.tmp', dir=folder)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # as open() would make it (mkstemp makes 0600)
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if before_replace is not None:
-            before_replace(tmp)
-        os.replace(tmp, filepath)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    # Make the rename itself durable.
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def write_owned(data: bytes, filepath: Union[str, Path]) -> None:
-    """:func:`atomic_write`, refusing to replace a file mmlion did not write, and
-    recording the new file as mmlion's (before and after the rename)."""
-    from mmlion.utils.ownership import check_replaceable, record_written
-    filepath = os.fspath(filepath)
-    check_replaceable(filepath)
-
-    def record_pending(tmp: str) -> None:
-        info = os.stat(tmp)
-        record_written(filepath, pending=[info.st_size, info.st_mtime_ns])
-
-    atomic_write(data, filepath, before_replace=record_pending)
-    record_written(filepath)
 
 
 @register_backend(BACKEND_NAME, force=True)
@@ -89,7 +38,6 @@ class AtomicLocalBackend(LocalBackend):
         write_owned(obj.encode(encoding), filepath)
 
     def remove(self, filepath: Union[str, Path]) -> None:
-        from mmlion.utils.ownership import forget_written, is_owned_file
         filepath = os.fspath(filepath)
         if is_owned_file(filepath):
             os.remove(filepath)

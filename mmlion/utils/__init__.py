@@ -1,21 +1,6 @@
-"""Helpers for mmlion's tools: config checks, distributed set-up, checkpoint loading,
-the stamp rule for what mmlion may replace, and the supported versions.
-
-The names below are loaded on first use (PEP 562), so that the bottom modules
-(:mod:`.versions`, :mod:`.ownership`) import without MMEngine or the optimizer.
+"""The bottom layer: supported versions (:mod:`.versions`), atomic file writes
+(:mod:`.atomic`), the stamp rule for what mmlion may replace (:mod:`.ownership`),
+checkpoint loading as the installed MMEngine loads (:mod:`.checkpoint`) and a walk over
+a config's datasets (:mod:`.data`). Nothing here imports the rest of mmlion, and
+:mod:`.versions`, :mod:`.atomic` and :mod:`.ownership` import neither torch nor MMEngine.
 """
-import importlib
-
-_EXPORTS = {
-    'ConfigError': 'config_check', 'check_checkpoint': 'config_check',
-    'check_config': 'config_check', 'NotOwnedError': 'ownership',
-    'allow_mmengine_checkpoints': 'checkpoint', 'dataset_configs': 'data',
-    'setup_distributed': 'dist', 'teardown_distributed': 'dist', 'torchrun_restart': 'dist',
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    return getattr(importlib.import_module(f'.{_EXPORTS[name]}', __name__), name)

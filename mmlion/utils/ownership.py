@@ -17,10 +17,14 @@ import hashlib
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+from .atomic import atomic_write
 
 __all__ = ['STAMP_NAME', 'NotOwnedError', 'folder_state', 'stamp_folder',
-           'check_replaceable', 'record_written', 'forget_written', 'is_owned_file']
+           'check_replaceable', 'record_written', 'forget_written', 'is_owned_file',
+           'write_owned']
 
 STAMP_NAME = '.mmlion-stamp.json'
 
@@ -109,7 +113,6 @@ def stamp_folder(folder: str, what: str, settings: dict) -> None:
 
 
 def _write_stamp(folder: str, stamp: dict) -> None:
-    from mmlion.engine.fileio import atomic_write  # the one atomic writer
     atomic_write(json.dumps(stamp, indent=1, sort_keys=True).encode(),
                  osp.join(folder, STAMP_NAME))
 
@@ -165,3 +168,17 @@ def forget_written(path: str) -> None:
     if stamp is not None and name in stamp.get('written', {}):
         del stamp['written'][name]
         _write_stamp(folder, stamp)
+
+
+def write_owned(data: bytes, filepath: Union[str, Path]) -> None:
+    """:func:`atomic_write`, refusing to replace a file mmlion did not write, and
+    recording the new file as mmlion's (before and after the rename)."""
+    filepath = os.fspath(filepath)
+    check_replaceable(filepath)
+
+    def record_pending(tmp: str) -> None:
+        info = os.stat(tmp)
+        record_written(filepath, pending=[info.st_size, info.st_mtime_ns])
+
+    atomic_write(data, filepath, before_replace=record_pending)
+    record_written(filepath)

@@ -1,7 +1,8 @@
-"""The stamp rule for folders mmlion generates (mmlion.utils.ownership)."""
+"""The stamp rule for folders mmlion generates and files it writes into a user's
+folder (mmlion.utils.ownership)."""
 import pytest
 
-from mmlion.utils.ownership import NotOwnedError, folder_state, stamp_folder
+from mmlion.utils.ownership import STAMP_NAME, NotOwnedError, folder_state, stamp_folder, write_owned
 
 SETTINGS = dict(version=1, seed=0)
 
@@ -46,3 +47,10 @@ def test_a_users_folder_without_stamp(tmp_path):
     (tmp_path / 'file').write_text('x')
     with pytest.raises(NotOwnedError, match='is a file'):
         folder_state(str(tmp_path / 'file'), 'test data', SETTINGS)
+
+
+def test_a_foreign_stamp_file_is_not_taken_over(tmp_path):
+    (tmp_path / STAMP_NAME).write_text('{"mine": true}')
+    with pytest.raises(NotOwnedError, match='not mmlion'):
+        write_owned(b'x', tmp_path / 'last_checkpoint')
+    assert (tmp_path / STAMP_NAME).read_text() == '{"mine": true}'

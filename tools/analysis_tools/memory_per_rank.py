@@ -27,7 +27,7 @@ import torch.distributed as dist
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_optimizers import SHAPE_SETS  # noqa: E402
 
-from mmlion.utils import teardown_distributed  # noqa: E402
+from mmlion.cli import teardown_distributed  # noqa: E402
 
 
 class Block(torch.nn.Module):

@@ -248,8 +248,7 @@ def main(argv=None) -> str:
         imports.append('mmlion')
     shown = spec if '::' in spec else osp.relpath(path)
     text = render(base, imports, optimizer, schedulers, args.lr_ratio, args.stable, shown)
-    from mmlion.engine.fileio import write_owned
-    from mmlion.utils.ownership import NotOwnedError
+    from mmlion.utils.ownership import NotOwnedError, write_owned
     try:  # replaces only a config this tool wrote before
         write_owned(text.encode(), out)
     except NotOwnedError as e:

@@ -83,7 +83,7 @@ for c in t.CASES:
     try:
         c.run(ctx, prep)
     except BaseException as e:
-        msg = str(e).replace(str(d) + '/', '').replace('mmlion.utils.config_check.ConfigError: ', '')
+        msg = str(e).replace(str(d) + '/', '').replace('mmlion.cli.config_check.ConfigError: ', '')
         if len(msg) > 170:
             msg = msg[:167].rstrip() + '...'
         msg = msg.replace('|', '\\|')
@@ -99,7 +99,7 @@ parameters, `exp_avg` and file hashes before and after. Regenerate the table wit
 
 `check_config` runs in `tools/train.py` before the Runner is built, so config errors
 come in about a second, before data loading or a training step. Call it yourself
-(`from mmlion.utils import check_config`) when you build a Runner in Python.
+(`from mmlion.cli import check_config`) when you build a Runner in Python.
 
 | id | bad input | caught by | error |
 | --- | --- | --- | --- |

@@ -4,6 +4,8 @@
 # (tools/run_main.sh does).
 dataset_type = 'CocoDataset'
 data_root = 'data/shapes/'
+# How to make the data: mmlion's tools/train.py names this command when it is missing.
+data_preparation = 'python tools/dataset_converters/generate_shapes.py {data_root}'
 metainfo = dict(classes=('circle', 'square', 'triangle'),
                 palette=[(220, 60, 60), (60, 200, 60), (70, 90, 230)])
 img_scale = (128, 128)

@@ -20,8 +20,8 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.runner import IterBasedTrainLoop
 
 from mmlion.registry import HOOKS
-from mmlion.utils.ownership import check_replaceable
-from ..fileio import BACKEND_NAME, write_owned
+from mmlion.utils.ownership import check_replaceable, write_owned
+from ..fileio import BACKEND_NAME
 from .resumed_data import ResumedDataIterator
 
 __all__ = ['ResumableCheckpointHook', 'get_rng_state', 'set_rng_state', 'mid_window']
