@@ -4,10 +4,7 @@
 import difflib
 from typing import Optional
 
-from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import METRICS as MMENGINE_METRICS
-from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
@@ -41,9 +38,3 @@ def unknown_optimizer(key: str, name) -> str:
     return (f"{key}={name!r} is not a registered optimizer{hint} (mmlion's are registered "
             f"by custom_imports=dict(imports=['mmlion']))")
 
-
-# The digits convergence check's dataset, model and metric (mmlion.demo).
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmlion',
-                    locations=['mmlion.demo'])
-MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmlion', locations=['mmlion.demo'])
-METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='mmlion', locations=['mmlion.demo'])

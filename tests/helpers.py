@@ -80,3 +80,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def png_size(path: str):
+    """(width, height) of a PNG a tool wrote, which must hold a real figure."""
+    import matplotlib.image
+    assert osp.getsize(path) > 5_000
+    height, width = matplotlib.image.imread(path).shape[:2]
+    return width, height

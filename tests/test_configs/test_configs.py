@@ -15,7 +15,9 @@ from mmengine.utils import import_modules_from_strings
 from helpers import ROOT
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
 
-LEAVES = sorted(glob.glob(osp.join(ROOT, 'configs', 'lion', '**', '*.py'), recursive=True))
+LEAVES = sorted(glob.glob(osp.join(ROOT, 'configs', 'lion', '**', '*.py'), recursive=True)
+                + glob.glob(osp.join(ROOT, 'projects', '*', 'configs', '**', '*.py'),
+                            recursive=True))
 SCHEDULES = sorted(glob.glob(osp.join(ROOT, 'configs', '_base_', 'schedules', '*.py')))
 LION_LEAVES = [c for c in LEAVES if 'adamw' not in osp.basename(c)]
 
@@ -122,7 +124,7 @@ def test_leaf_builds_model_and_optimizer(path, single_process_group):
             assert groups[name]['weight_decay'] == pytest.approx(
                 base.weight_decay * decay_mult), name
         return
-    if cfg.model.type == 'mmlion.DigitsMLP':  # an MLP: no conv, norm or bias rules to check
+    if cfg.model.type == 'DigitsMLP':  # an MLP: no conv, norm or bias rules to check
         assert all(g['lr'] == pytest.approx(base.lr) for g in optimizer.param_groups)
         return
     lr_mults = {k: v.get('lr_mult', 1.0) for k, v in

@@ -17,17 +17,26 @@ DeepSpeed has reduced them into its partitions), the rest after the step; transi
 communication buckets are not counted.
 """
 import argparse
+import importlib.util
 import os
 import os.path as osp
-import sys
 
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark_optimizers import SHAPE_SETS  # noqa: E402
+from mmlion.cli import teardown_distributed
 
-from mmlion.cli import teardown_distributed  # noqa: E402
+
+def _benchmark_shape_sets() -> dict:
+    """The step benchmark's parameter sets, read from its file (tools/ is no package)."""
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_optimizers.py')
+    spec = importlib.util.spec_from_file_location('benchmark_optimizers', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SHAPE_SETS
+
+
+SHAPE_SETS = _benchmark_shape_sets()
 
 
 class Block(torch.nn.Module):

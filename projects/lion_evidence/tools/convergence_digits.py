@@ -1,16 +1,16 @@
 """Lion against AdamW on data no one here made: scikit-learn's UCI handwritten digits
 (``--task digits``) or scikit-image's LFW subset of faces and non-faces (``--task lfw``).
 
-Trains the task's AdamW config (``configs/lion/digits/mlp_1xb32-adamw-20e_digits.py``,
-``configs/lion/lfw/mlp_1xb16-adamw-30e_lfw.py``) and its Lion twin (written from it by
+Trains the task's AdamW config (``configs/digits/mlp_1xb32-adamw-20e_digits.py``,
+``configs/lfw/mlp_1xb16-adamw-30e_lfw.py`` in this project) and its Lion twin (written from it by
 ``tools/misc/adamw_to_lion.py --lr-ratio 3``) with ``tools/train.py`` (the MMEngine
 Runner, one process each) for several seeds, reads MMEngine's own logs, and prints
 validation accuracy and loss, and training loss, at equal epochs: per seed and as mean
 +- standard deviation. ``--plot`` draws validation accuracy per epoch.
 
 Example:
-    python tools/analysis_tools/convergence_digits.py --seeds 0 1 2 --plot digits.png
-    python tools/analysis_tools/convergence_digits.py --task lfw --plot lfw.png
+    python projects/lion_evidence/tools/convergence_digits.py --seeds 0 1 2 --plot digits.png
+    python projects/lion_evidence/tools/convergence_digits.py --task lfw --plot lfw.png
 """
 import argparse
 import json
@@ -22,14 +22,14 @@ import sys
 import tempfile
 from typing import Dict, List
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # the repository
 # task: (configs by optimizer, epochs, what the validation split is, an epoch's steps)
 TASKS = {
-    'digits': ({'AdamW': 'configs/lion/digits/mlp_1xb32-adamw-20e_digits.py',
-                'Lion (converted)': 'configs/lion/digits/mlp_1xb32-lion-20e_digits.py'},
+    'digits': ({'AdamW': 'projects/lion_evidence/configs/digits/mlp_1xb32-adamw-20e_digits.py',
+                'Lion (converted)': 'projects/lion_evidence/configs/digits/mlp_1xb32-lion-20e_digits.py'},
                20, 'the 360 held-out digits', '45 iterations of 32 images'),
-    'lfw': ({'AdamW': 'configs/lion/lfw/mlp_1xb16-adamw-30e_lfw.py',
-             'Lion (converted)': 'configs/lion/lfw/mlp_1xb16-lion-30e_lfw.py'},
+    'lfw': ({'AdamW': 'projects/lion_evidence/configs/lfw/mlp_1xb16-adamw-30e_lfw.py',
+             'Lion (converted)': 'projects/lion_evidence/configs/lfw/mlp_1xb16-lion-30e_lfw.py'},
             30, 'the 50 held-out crops', '10 iterations of 16 crops'),
 }
 CONFIGS = TASKS['digits'][0]

@@ -5,8 +5,8 @@
 _base_ = '../digits/mlp_1xb32-adamw-20e_digits.py'
 
 model = dict(in_features=625, num_classes=2)
-train_dataloader = dict(batch_size=16, dataset=dict(type='mmlion.LFWSubsetDataset'))
-val_dataloader = dict(batch_size=50, dataset=dict(type='mmlion.LFWSubsetDataset'))
+train_dataloader = dict(batch_size=16, dataset=dict(type='LFWSubsetDataset'))
+val_dataloader = dict(batch_size=50, dataset=dict(type='LFWSubsetDataset'))
 train_cfg = dict(max_epochs=30)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=10),

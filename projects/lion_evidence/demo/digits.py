@@ -11,7 +11,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
 from torch.utils.data import Dataset
 
-from mmlion.registry import DATASETS, METRICS, MODELS
+from mmengine.registry import DATASETS, METRICS, MODELS
 
 VAL_PER_CLASS = 36
 

@@ -8,7 +8,7 @@ does) and one epoch of warmup, over several seeds, interleaved. Prints validatio
 accuracy and loss (mean +- std) per batch size, and plots both against the batch size.
 
 Example:
-    python tools/analysis_tools/batch_size_digits.py --batch-sizes 16 64 256 \\
+    python projects/lion_evidence/tools/batch_size_digits.py --batch-sizes 16 64 256 \\
         --seeds 0 1 2 --plot docs/figures/digits_batch_size.png
 """
 import argparse
@@ -16,12 +16,10 @@ import json
 import math
 import os.path as osp
 import statistics
-import sys
 import tempfile
 from typing import Dict, List
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from convergence_digits import CONFIGS, mean_std, train  # noqa: E402
+from projects.lion_evidence.tools.convergence_digits import CONFIGS, mean_std, train
 
 TRAIN_IMAGES = 1437
 

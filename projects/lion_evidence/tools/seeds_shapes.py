@@ -3,7 +3,7 @@
 at a time, through tools/train.py).
 
 Example (the AdamW twin against the converted Lion, seeds 0-2, about 30 minutes here):
-    python tools/analysis_tools/seeds_shapes.py \\
+    python projects/lion_evidence/tools/seeds_shapes.py \\
         configs/lion/demo/rtmdet_tiny_1xb16-adamw-24e_shapes.py \\
         configs/lion/demo/rtmdet_tiny_1xb16-lion-converted-24e_shapes.py --seeds 0 1 2
 """
@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # the repository
 
 
 def parse_args(argv=None):

@@ -6,7 +6,7 @@
 #   EPOCHS   epochs per run (default 24, as in docs/evidence.md)
 #   OUT      where runs, times and the figure go (default work_dirs/lion_vs_adamw)
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 cd "$ROOT"
 bash tools/install.sh
 PY=.venv/bin/python

@@ -4,7 +4,7 @@ Faces in the Wild and 100 non-face crops of natural images, shipped in the wheel
 comparison. The split is fixed: 25 of each class held out (150 train, 50 val)."""
 import numpy as np
 
-from mmlion.registry import DATASETS
+from mmengine.registry import DATASETS
 from .digits import ArrayDataset, stratified_split
 
 VAL_PER_CLASS = 25

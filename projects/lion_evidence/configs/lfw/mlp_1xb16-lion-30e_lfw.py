@@ -1,10 +1,10 @@
-# Converted from configs/lion/lfw/mlp_1xb16-adamw-30e_lfw.py
+# Converted from projects/lion_evidence/configs/lfw/mlp_1xb16-adamw-30e_lfw.py
 # by tools/misc/adamw_to_lion.py --lr-ratio 3:
 # lr / ratio, weight decay such that lr * weight_decay stays the same, and
 # Lion's betas; everything else is inherited.
 _base_ = 'mlp_1xb16-adamw-30e_lfw.py'
 
-custom_imports = dict(imports=['mmlion', 'mmlion.demo'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmlion', 'projects.lion_evidence.demo'], allow_failed_imports=False)
 optim_wrapper = dict(optimizer=dict(
     _delete_=True, type='Lion', lr=0.000333333, betas=(0.9, 0.99),
     weight_decay=0.03))

@@ -2,23 +2,23 @@
 # handwritten digits (1437 train / 360 val images, 8x8), AdamW as one would tune it
 # for a small MLP (lr 1e-3, weight decay 0.01), warmup then cosine, 20 epochs.
 # Its Lion twin is converted from this file by tools/misc/adamw_to_lion.py.
-custom_imports = dict(imports=['mmlion', 'mmlion.demo'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmlion', 'projects.lion_evidence.demo'], allow_failed_imports=False)
 default_scope = 'mmengine'
 
-model = dict(type='mmlion.DigitsMLP', hidden=128)
+model = dict(type='DigitsMLP', hidden=128)
 train_dataloader = dict(
     batch_size=32,
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
-    dataset=dict(type='mmlion.DigitsDataset', split='train'))
+    dataset=dict(type='DigitsDataset', split='train'))
 val_dataloader = dict(
     batch_size=120,
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='default_collate'),
-    dataset=dict(type='mmlion.DigitsDataset', split='val'))
-val_evaluator = dict(type='mmlion.DigitsAccuracy')
+    dataset=dict(type='DigitsDataset', split='val'))
+val_evaluator = dict(type='DigitsAccuracy')
 train_cfg = dict(by_epoch=True, max_epochs=20, val_interval=1)
 val_cfg = dict()
 

@@ -1,0 +1,1 @@
+"""Self-contained extras beside the library, as OpenMMLab repositories keep them."""

@@ -1,0 +1,1 @@
+"""Lion against AdamW: the evidence kit (see README.md here)."""
