@@ -34,7 +34,7 @@ val_evaluator = dict(type='ToyAccuracy')
 val_cfg = dict()
 train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=1)
 optim_wrapper = dict(
-    type='OptimWrapper', accumulative_counts=3, clip_grad=dict(max_norm=1.0),
+    type='{wrapper}', accumulative_counts=3, clip_grad=dict(max_norm=1.0),
     optimizer={optimizer})
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=4),
@@ -48,13 +48,13 @@ env_cfg = dict(dist_cfg=dict(backend='gloo'))
 """
 LION = "dict(type='Lion', lr=1e-3, weight_decay=0.5, skip_nonfinite=True)"
 ZERO = ("dict(type='mmlion.ZeroRedundancyOptimizer', optimizer_type='Lion', lr=1e-3, "
-        "weight_decay=0.5, skip_nonfinite=True)")
+        "weight_decay=0.5)")
 
 
-def write_config(tmp_path, name, nproc=1, optimizer=LION,
+def write_config(tmp_path, name, nproc=1, optimizer=LION, wrapper='OptimWrapper',
                  checkpoint_hook='mmlion.ResumableCheckpointHook', custom_hooks='[]'):
     path = tmp_path / f'{name}.py'
-    path.write_text(TOY.format(size=20 * nproc, optimizer=optimizer,
+    path.write_text(TOY.format(size=20 * nproc, optimizer=optimizer, wrapper=wrapper,
                                checkpoint_hook=checkpoint_hook, custom_hooks=custom_hooks))
     return str(path)
 
@@ -222,8 +222,10 @@ def test_two_process_ddp_and_zero_resume_bitwise_and_match(tmp_path, ddp_straigh
     extra = resumed['mmlion_resume']
     assert extra['world_size'] == 2 and len(extra['rng']) == 2  # one state per rank
 
-    # ZeRO-sharded Lion, killed and resumed, ends where DDP with plain Lion ends.
-    zero = write_config(tmp_path, 'zero', nproc=2, optimizer=ZERO)
+    # ZeRO-sharded Lion, guarded by the wrapper, killed and resumed, ends where DDP with
+    # plain Lion ends.
+    zero = write_config(tmp_path, 'zero', nproc=2, optimizer=ZERO,
+                        wrapper='mmlion.GuardedOptimWrapper')
     zero_resumed, out = kill_and_resume(tmp_path, zero, 'zero_resumed', nproc=2, port=29545)
     assert 'ZeroRedundancyOptimizer' in zero_resumed['meta']['cfg']
     assert_bitwise_equal(straight, zero_resumed, 'ZeRO vs DDP')
@@ -436,10 +438,10 @@ def test_nan_gradient_is_skipped_and_logged_under_the_runner(tmp_path, name, opt
                                                              wrapper, clip):
     """Lion(skip_nonfinite) and GuardedOptimWrapper (here guarding AdamW, with the
     clipping norm and without clipping) under the Runner, with accumulation."""
-    config = write_config(tmp_path, name, optimizer=optimizer,
+    config = write_config(tmp_path, name, optimizer=optimizer, wrapper=wrapper,
                           custom_hooks="[dict(type='PoisonGradHook', poison_iter=6)]")
     with open(config) as f:
-        text = f.read().replace("type='OptimWrapper'", f"type='{wrapper}'")
+        text = f.read()
     with open(config, 'w') as f:
         f.write(text.replace('clip_grad=dict(max_norm=1.0)', f'clip_grad={clip}'))
     # Iteration 6 ends an accumulation window of 3, so it is a step of its own.

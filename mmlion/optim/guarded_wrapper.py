@@ -29,8 +29,7 @@ class _NonFiniteGuardMixin:
     def __init__(self, *args, max_consecutive_skips: Optional[int] = 10, **kwargs):
         super().__init__(*args, **kwargs)
         check_max_consecutive_skips(max_consecutive_skips)
-        if getattr(self.optimizer, 'defaults', {}).get('skip_nonfinite') or \
-                getattr(self.optimizer, 'skip_nonfinite', False):
+        if getattr(self.optimizer, 'defaults', {}).get('skip_nonfinite'):
             raise ValueError(
                 f'Invalid skip_nonfinite: {type(self).__name__} already guards the step, and '
                 f'optim_wrapper.optimizer has skip_nonfinite=True too; remove one of them')
@@ -63,7 +62,13 @@ class _NonFiniteGuardMixin:
             self._clip_grad()
         params = [p for g in self.optimizer.param_groups for p in g['params']
                   if p.grad is not None]
-        if self.nonfinite_guard.should_step(
+        guards_on_device = getattr(self.optimizer, 'guards_on_device', None)
+        if params and guards_on_device is not None and guards_on_device():
+            # The fused GPU step skips on the verdict as a device flag: no host sync.
+            skip = self.nonfinite_guard.skip_flag_on_device(
+                [p.grad for p in params], self.max_consecutive_skips, norm=self._clip_result)
+            self.optimizer.step(skip_if=skip, **kwargs)
+        elif self.nonfinite_guard.should_step(
                 [p.grad for p in params], self.max_consecutive_skips, norm=self._clip_result,
                 describe=lambda i: self._param_names.get(id(params[i]), 'a parameter')):
             self.optimizer.step(**kwargs)

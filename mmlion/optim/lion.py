@@ -213,12 +213,15 @@ class Lion(Optimizer):
             exp_avgs.append(exp_avg)
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure=None, *, skip_if: Optional[Tensor] = None):
         """Perform a single optimization step.
 
         Args:
             closure (Callable, optional): Re-evaluates the model and returns the
                 loss. Defaults to None.
+            skip_if (Tensor, optional): A one-element flag (a guard's verdict, see
+                :meth:`guards_on_device`): nonzero, the step changes nothing. The
+                fused GPU kernel reads it on the device. Defaults to None.
         """
         loss = None
         if closure is not None:
@@ -228,6 +231,8 @@ class Lion(Optimizer):
         # Set by a GradScaler for this step when _step_supports_amp_scaling (fused=True).
         grad_scale = getattr(self, 'grad_scale', None)
         found_inf = getattr(self, 'found_inf', None)
+        if skip_if is not None:
+            found_inf = skip_if if found_inf is None else (found_inf != 0) | (skip_if != 0)
         if first['skip_nonfinite']:
             located = self._located_grads()
             if located and self._steps_on_device():
@@ -263,6 +268,12 @@ class Lion(Optimizer):
                 return None
             found = resolved
         return found
+
+    def guards_on_device(self) -> bool:
+        """True when the step runs the fused GPU kernel, which skips on a flag on the
+        device: a guard then hands it its verdict as ``step(skip_if=flag)`` instead of
+        deciding on the host (no sync)."""
+        return self._steps_on_device()
 
     def _steps_on_device(self) -> bool:
         """True when the step runs the Triton kernel: it skips on a flag on the device,

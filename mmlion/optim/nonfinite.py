@@ -13,10 +13,12 @@ for good. :class:`NonFiniteGuard` decides, before a step, whether to take it:
 3. the guard counts the skip, logs it, and raises ``FloatingPointError`` after
    ``max_consecutive_skips`` skips in a row.
 
-Every entry point uses it: ``Lion(skip_nonfinite=True)``,
-``mmlion.GuardedOptimWrapper`` (any optimizer, under MMEngine) and
-``mmlion.ZeroRedundancyOptimizer(skip_nonfinite=True)``. Each keeps its counts under
-one key of its state dict, :data:`STATE_KEY`.
+One switch per audience turns it on: ``mmlion.GuardedOptimWrapper`` in MMEngine
+configs (any optimizer), ``Lion(skip_nonfinite=True)`` in plain PyTorch. Whoever owns
+the guard keeps its counts under one key of its state dict, :data:`STATE_KEY`. Where
+the step runs the fused GPU kernel, the guard hands its verdict to the kernel as a flag
+on the device (:meth:`NonFiniteGuard.skip_flag_on_device`) instead of deciding on the
+host, whichever switch turned it on.
 """
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -171,14 +173,18 @@ class NonFiniteGuard:
 
     # -- the guard without a host sync (the fused GPU step) ---------------------------
     def skip_flag_on_device(self, grads: Sequence[Tensor], max_consecutive: Optional[int] = 10,
-                            found_inf: Optional[Tensor] = None) -> Tensor:
+                            found_inf: Optional[Tensor] = None,
+                            norm: Optional[Tensor] = None) -> Tensor:
         """The guard's verdict as a flag on the device, for a kernel that skips on it,
         with no host sync: the ranks agree by an all-reduce, the counts stay on the
         device, and a copy of them reaches the host without waiting. The log line and
         ``max_consecutive`` are applied from that copy when it has arrived (a step or
         two later on a GPU, at once on the CPU). A GradScaler's ``found_inf`` skips the
-        step too, but is not counted: an overflow is the scaler's to handle."""
-        found = any_rank(found_nonfinite(grads))
+        step too, but is not counted: an overflow is the scaler's to handle. ``norm``:
+        as for :meth:`should_step`."""
+        local = (~torch.isfinite(norm.detach()).all() if norm is not None
+                 else found_nonfinite(grads))
+        found = any_rank(local)
         skip = found
         if found_inf is not None:
             overflow = found_inf.detach().reshape(()).to(found.device) != 0

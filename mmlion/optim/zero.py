@@ -11,14 +11,22 @@ optimizer from MMEngine's ``OPTIMIZERS`` registry, and leaves the collective to
 Each rank keeps the optimizer state of its shard only: for Lion, 4 bytes per
 parameter divided by the number of ranks. Lion's update is elementwise, so the
 parameters equal plain DDP + Lion bit for bit.
+
+To skip steps with non-finite gradients, wrap it as any optimizer is wrapped:
+``optim_wrapper=dict(type='mmlion.GuardedOptimWrapper', optimizer=dict(
+type='mmlion.ZeroRedundancyOptimizer', ...))``. Its own ``skip_nonfinite`` is deprecated:
+it is handed to the inner optimizer (Lion guards its shard, the ranks agree), whose
+counts this optimizer's state dict carries.
 """
+import inspect
+import warnings
 from typing import Optional
 
 import torch.distributed as dist
 from torch.distributed.optim import ZeroRedundancyOptimizer as TorchZero
 
 from mmlion.registry import OPTIMIZERS, find_optimizer, unknown_optimizer
-from .nonfinite import NonFiniteGuard
+from .nonfinite import STATE_KEY
 
 __all__ = ['ZeroRedundancyOptimizer']
 
@@ -32,10 +40,9 @@ class ZeroRedundancyOptimizer(TorchZero):
         optimizer_type (str | type): A name in MMEngine's ``OPTIMIZERS``
             registry (``'Lion'``, ``'AdamW'``, ``'mmlion.Lion'``) or a class.
             Defaults to ``'Lion'``.
-        skip_nonfinite (bool): Skip the whole step when any gradient is NaN or
-            Inf, with the same guard as ``Lion(skip_nonfinite=True)``: checked
-            here, before the inner optimizer's step, and decided by all ranks
-            together.
+        skip_nonfinite (bool, optional): Deprecated; use ``mmlion.GuardedOptimWrapper``.
+            True hands ``skip_nonfinite`` and ``max_consecutive_skips`` to the inner
+            optimizer, which must take them (Lion does).
         max_consecutive_skips (int, optional): See :class:`~mmlion.optim.Lion`.
         **kwargs: ``process_group``, ``parameters_as_bucket_view`` and the inner
             optimizer's own arguments (``lr``, ``weight_decay``, ...).
@@ -46,8 +53,8 @@ class ZeroRedundancyOptimizer(TorchZero):
         ...     lr=1e-4, weight_decay=1.0))
     """
 
-    def __init__(self, params, optimizer_type='Lion', *, skip_nonfinite: bool = False,
-                 max_consecutive_skips: Optional[int] = 10, **kwargs):
+    def __init__(self, params, optimizer_type='Lion', *, skip_nonfinite: Optional[bool] = None,
+                 max_consecutive_skips: Optional[int] = None, **kwargs):
         if not (dist.is_available() and dist.is_initialized()):
             raise RuntimeError(
                 'ZeroRedundancyOptimizer shards the optimizer state across the processes of '
@@ -57,30 +64,18 @@ class ZeroRedundancyOptimizer(TorchZero):
         if optimizer_class is None:
             raise ValueError(f'Invalid optimizer_type: '
                              f'{unknown_optimizer("optimizer_type", optimizer_type)}')
-        self.nonfinite_guard = NonFiniteGuard(owner='ZeroRedundancyOptimizer')
+        if skip_nonfinite:
+            kwargs = _hand_guard_to_inner(optimizer_class, max_consecutive_skips, kwargs)
         self._steps = 0
         self._consolidated_at: Optional[int] = None
         super().__init__(params, optimizer_class, **kwargs)
         # torch shares one dict between ``defaults`` and what it passes to the inner
-        # optimizer; the wrapper's own options join ``defaults`` only, so that
-        # ``type(opt)(params, **opt.defaults)``, deepcopy and pickles keep them.
+        # optimizer; the wrapper's own option joins ``defaults`` only, so that
+        # ``type(opt)(params, **opt.defaults)``, deepcopy and pickles keep it.
         self._optim_defaults = dict(self._optim_defaults)
-        self.defaults.update(optimizer_type=optimizer_type, skip_nonfinite=skip_nonfinite,
-                             max_consecutive_skips=max_consecutive_skips)
-
-    @property
-    def skip_nonfinite(self) -> bool:
-        return self.defaults.get('skip_nonfinite', False)
-
-    @property
-    def max_consecutive_skips(self) -> Optional[int]:
-        return self.defaults.get('max_consecutive_skips', 10)
+        self.defaults.update(optimizer_type=optimizer_type)
 
     def step(self, closure=None, **kwargs):
-        if self.skip_nonfinite and not self.nonfinite_guard.should_step(
-                [p.grad for g in self.param_groups for p in g['params'] if p.grad is not None],
-                self.max_consecutive_skips):
-            return None
         self._steps += 1
         return super().step(closure=closure, **kwargs)
 
@@ -99,8 +94,33 @@ class ZeroRedundancyOptimizer(TorchZero):
                 f'was last consolidated at step {self._consolidated_at} (now {self._steps}); '
                 'call consolidate_state_dict(to=0) on all ranks first (mmlion\'s '
                 'ResumableCheckpointHook does so before every checkpoint)')
-        state_dict = super().state_dict()
-        return self.nonfinite_guard.save_into(state_dict) if self.skip_nonfinite else state_dict
+        state_dict = super().state_dict()  # torch's: the inner state and groups only
+        if self.optim.defaults.get('skip_nonfinite'):  # the inner guard's counts, alike
+            self.optim.nonfinite_guard.save_into(state_dict)  # on every rank
+        return state_dict
 
     def load_state_dict(self, state_dict) -> None:
-        super().load_state_dict(self.nonfinite_guard.load_from(state_dict))
+        state_dict = dict(state_dict)
+        counts = state_dict.pop(STATE_KEY, None)
+        guard = getattr(self.optim, 'nonfinite_guard', None)
+        if counts is not None and guard is not None:
+            guard.load_state_dict(counts)
+        super().load_state_dict(state_dict)
+
+
+def _hand_guard_to_inner(optimizer_class, max_consecutive_skips, kwargs: dict) -> dict:
+    """The deprecated ``skip_nonfinite=True``, as the inner optimizer's own option."""
+    warnings.warn(
+        'mmlion.ZeroRedundancyOptimizer(skip_nonfinite=True) is deprecated: wrap it in '
+        "optim_wrapper=dict(type='mmlion.GuardedOptimWrapper', ...) instead (the same "
+        'guard, for every optimizer). It is handed to the inner optimizer for now.',
+        FutureWarning, stacklevel=3)
+    if 'skip_nonfinite' not in inspect.signature(optimizer_class).parameters:
+        raise ValueError(
+            f'Invalid skip_nonfinite: skip_nonfinite=True (deprecated) is handed to '
+            f'optimizer_type={optimizer_class.__name__}, which has no such option; use '
+            f"optim_wrapper=dict(type='mmlion.GuardedOptimWrapper', ...) instead")
+    kwargs = dict(kwargs, skip_nonfinite=True)
+    if max_consecutive_skips is not None:
+        kwargs['max_consecutive_skips'] = max_consecutive_skips
+    return kwargs

@@ -113,3 +113,30 @@ def test_amp_wrapper_composes(monkeypatch):
     _assert_same(before, _snapshot(model, wrapper))
     state = wrapper.state_dict()
     assert state['nonfinite'] == dict(skipped=1, consecutive=1) and 'loss_scaler' in state
+
+
+@pytest.mark.parametrize('clip', [None, dict(max_norm=1.0)], ids=['no-clip', 'clip'])
+def test_on_the_fused_gpu_step_the_verdict_goes_to_the_kernel(triton_device, monkeypatch,
+                                                              clip):
+    """With Lion(fused=True) on a GPU (Triton's interpreter here) the wrapper decides
+    nothing on the host: its guard hands the kernel a flag on the device, which skips
+    the step; the counts still reach the wrapper's state dict."""
+    model = _model().to(triton_device)
+    wrapper = _wrapper(model, optimizer=dict(type='Lion', lr=1e-2, fused=True),
+                       clip_grad=clip, max_consecutive_skips=3)
+    assert wrapper.optimizer.guards_on_device()
+
+    def host_decision(*args, **kwargs):
+        raise AssertionError('the guard decided on the host')
+
+    monkeypatch.setattr(nonfinite.NonFiniteGuard, 'should_step', host_decision)
+    _update(wrapper, model)
+    before = _snapshot(model, wrapper)
+    _update(wrapper, model, poison=True)
+    _assert_same(before, _snapshot(model, wrapper))
+    assert wrapper.state_dict()['nonfinite'] == dict(skipped=1, consecutive=1)
+    _update(wrapper, model)
+    assert not torch.equal(before[0][0], next(model.parameters()))
+    with pytest.raises(FloatingPointError, match='max_consecutive_skips=3'):
+        for _ in range(4):
+            _update(wrapper, model, poison=True)
