@@ -354,8 +354,11 @@ def test_deepspeed_zero2_through_mmengine_matches_ddp_and_resumes(tmp_path, ddp_
     config = write_config(tmp_path, 'deepspeed', nproc=2)
     with open(config, 'a') as f:
         f.write(DEEPSPEED)
-    train(config, tmp_path / 'ds_straight', nproc=2, port=free_port())
+    out = train(config, tmp_path / 'ds_straight', nproc=2, port=free_port())
     straight = deepspeed_weights(tmp_path / 'ds_straight' / 'epoch_3.pth')
+    # max_keep_ckpts=2 rotates deepspeed's checkpoint folders too, once mmlion wrote them.
+    kept = sorted(p.name for p in (tmp_path / 'ds_straight').glob('epoch_*.pth'))
+    assert kept == ['epoch_2.pth', 'epoch_3.pth'] and 'kept the folder' not in out, kept
     for name, value in ddp_straight['state_dict'].items():
         assert torch.equal(straight[name], value), name
     # ZeRO-1 (the state sharded, the gradients not) ends there too.

@@ -11,13 +11,15 @@ replacing an existing file only when mmlion wrote it (the stamp rule of
 import logging
 import os
 import os.path as osp
+import shutil
 from pathlib import Path
 from typing import Union
 
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import print_log
 
-from mmlion.utils.ownership import forget_written, is_owned_file, write_owned
+from mmlion.utils.ownership import (forget_written, is_owned_file, is_owned_folder,
+                                    write_owned)
 
 __all__ = ['AtomicLocalBackend', 'BACKEND_NAME']
 
@@ -29,7 +31,9 @@ class AtomicLocalBackend(LocalBackend):
     """``LocalBackend`` whose writes are atomic and replace only mmlion's own files,
     and whose ``remove`` deletes only mmlion's own files: every deletion MMEngine's
     ``CheckpointHook`` makes (outdated checkpoints, the previous best one) goes
-    through it. A file that is not mmlion's is kept, with a warning."""
+    through it. ``rmtree`` likewise deletes only a checkpoint folder recorded as
+    mmlion's (:func:`~mmlion.utils.ownership.record_written_folder`). Anything else is
+    kept, with a warning."""
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
         write_owned(obj, filepath)
@@ -48,6 +52,11 @@ class AtomicLocalBackend(LocalBackend):
                       logger='current', level=logging.WARNING)
 
     def rmtree(self, dir_path: Union[str, Path]) -> None:
-        print_log(f'mmlion: kept the folder {os.fspath(dir_path)!r}, which MMEngine asked to '
-                  f'delete: mmlion deletes only single files it wrote.', logger='current',
-                  level=logging.WARNING)
+        dir_path = os.fspath(dir_path)
+        if is_owned_folder(dir_path):
+            shutil.rmtree(dir_path)
+            forget_written(dir_path)
+        elif osp.lexists(dir_path):
+            print_log(f'mmlion: kept the folder {dir_path!r}, which MMEngine asked to delete: '
+                      f'mmlion did not write it (or something in it changed since), so mmlion '
+                      f'does not delete it.', logger='current', level=logging.WARNING)

@@ -12,6 +12,10 @@ recorded, with its size and modification time, in that folder's stamp as it is
 written. An existing file is replaced or deleted only when the stamp records it
 with the same size and time; a file of the same name from anyone else (an earlier
 MMEngine run, a user's copy) is an error, and stays byte-identical.
+
+A **checkpoint folder** written under mmlion's checkpoint hook (DeepSpeed's, one file
+per rank) where nothing stood before is recorded the same way, every file in it with
+its size and time; it is deleted only while every file is as recorded, nothing added.
 """
 import hashlib
 import json
@@ -24,7 +28,7 @@ from .atomic import atomic_write
 
 __all__ = ['STAMP_NAME', 'NotOwnedError', 'folder_state', 'stamp_folder',
            'check_replaceable', 'record_written', 'forget_written', 'is_owned_file',
-           'write_owned']
+           'write_owned', 'record_written_folder', 'is_owned_folder']
 
 STAMP_NAME = '.mmlion-stamp.json'
 
@@ -162,12 +166,40 @@ def record_written(path: str, pending: Optional[List[int]] = None) -> None:
 
 
 def forget_written(path: str) -> None:
-    """Drop ``path`` from its folder's stamp (after mmlion deleted it)."""
+    """Drop ``path`` (a file or a folder) from its folder's stamp (after mmlion
+    deleted it)."""
     folder, name = osp.split(osp.abspath(path))
     stamp = _read_stamp(folder)
-    if stamp is not None and name in stamp.get('written', {}):
-        del stamp['written'][name]
+    changed = False
+    for key in ('written', 'folders'):
+        if stamp is not None and name in stamp.get(key, {}):
+            del stamp[key][name]
+            changed = True
+    if changed:
         _write_stamp(folder, stamp)
+
+
+def _folder_signatures(path: str) -> Dict[str, List[int]]:
+    return {rel: _signature(osp.join(path, rel)) for rel in _files_under(path)}
+
+
+def record_written_folder(path: str) -> None:
+    """Record the folder ``path``, just written where nothing stood, as mmlion's: every
+    file in it with its size and modification time."""
+    parent, name = osp.split(osp.abspath(path))
+    stamp = _file_stamp(parent)
+    stamp.setdefault('folders', {})[name] = _folder_signatures(path)
+    _write_stamp(parent, stamp)
+
+
+def is_owned_folder(path: str) -> bool:
+    """True when ``path`` is a folder recorded as mmlion's whose files are all as
+    recorded (none added, changed or removed)."""
+    parent, name = osp.split(osp.abspath(path))
+    if not osp.isdir(path) or osp.islink(path):
+        return False
+    recorded = _file_stamp(parent).get('folders', {}).get(name)
+    return recorded is not None and recorded == _folder_signatures(path)
 
 
 def write_owned(data: bytes, filepath: Union[str, Path]) -> None:

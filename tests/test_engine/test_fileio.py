@@ -3,7 +3,8 @@ delete only the files mmlion wrote."""
 import pytest
 
 from mmlion.engine.fileio import AtomicLocalBackend
-from mmlion.utils.ownership import NotOwnedError, STAMP_NAME, is_owned_file, write_owned
+from mmlion.utils.ownership import (STAMP_NAME, NotOwnedError, is_owned_file, is_owned_folder,
+                                    record_written_folder, write_owned)
 
 
 def test_owned_files_are_replaced_foreign_ones_never(tmp_path):
@@ -38,3 +39,24 @@ def test_remove_deletes_only_mmlions_own_files(tmp_path):
     backend.rmtree(tmp_path)
     assert not ours.exists() and not is_owned_file(ours)
     assert theirs.read_bytes() == b'theirs'
+
+
+@pytest.mark.parametrize('change', [None, 'added', 'edited'])
+def test_rmtree_deletes_a_recorded_checkpoint_folder_only_while_it_is_as_recorded(tmp_path,
+                                                                                change):
+    """DeepSpeed's checkpoints are folders (a file per rank): recorded when written where
+    nothing stood, rotated away later, unless anything in them changed since."""
+    folder = tmp_path / 'epoch_1.pth'
+    (folder / 'sub').mkdir(parents=True)
+    (folder / 'mp_rank_00_model_states.pt').write_bytes(b'weights')
+    (folder / 'sub' / 'optim_states.pt').write_bytes(b'state')
+    record_written_folder(str(folder))
+    assert is_owned_folder(str(folder))
+    if change == 'added':
+        (folder / 'notes.txt').write_text('mine')
+    elif change == 'edited':
+        (folder / 'sub' / 'optim_states.pt').write_bytes(b'changed!')
+    AtomicLocalBackend().rmtree(folder)
+    assert folder.exists() == (change is not None)
+    AtomicLocalBackend().rmtree(tmp_path)  # a folder mmlion never recorded: kept
+    assert tmp_path.exists()
