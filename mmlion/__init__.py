@@ -30,9 +30,9 @@ require_stack()  # torch >= 2.1 and MMEngine (mmengine or onedl-mmengine) >= 0.1
 
 from . import engine  # noqa: E402,F401  (registers the hook, file backend and strategies)
 from .optim import Lion  # noqa: E402
-from .utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
+from .engine.mmengine_fixes import apply_at_import  # noqa: E402
 from .version import __version__  # noqa: E402
 
-allow_mmengine_checkpoints()
+apply_at_import()  # 'Lion' in MMEngine's OPTIMIZERS; torch's safe-load globals
 
 __all__ = ['Lion', '__version__']

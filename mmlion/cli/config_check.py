@@ -9,8 +9,8 @@ import zipfile
 
 import torch
 from mmengine.config import Config
-from mmengine.fileio.io import _parse_uri_prefix
 
+from mmlion.engine.mmengine_fixes import is_local_path
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
 from mmlion.optim.validation import foreign_state_owner
 from mmlion.registry import find_optimizer, unknown_optimizer
@@ -141,7 +141,7 @@ def _check_paramwise_mults(paramwise: dict) -> None:
 
 
 def _local(path: str) -> bool:
-    return _parse_uri_prefix(path) == ''
+    return is_local_path(path)
 
 
 def _check_data(cfg: Config) -> None:

@@ -16,13 +16,15 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
+from mmlion.engine import mmengine_fixes
+
 
 def setup_distributed(cfg: Config, launcher: str) -> None:
     """Prepare ``cfg`` (in place) and the process group for ``launcher``."""
     if launcher == 'none':
         return
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    if torch.cuda.is_available():
+    if not mmengine_fixes.needed('no_gpu'):
         if launcher == 'pytorch' and torchrun_restart() > 0 and not dist.is_initialized():
             torch.cuda.set_device(int(os.environ['LOCAL_RANK']))
             _init_from_torchrun(dist_cfg.get('backend', 'nccl'), dist_cfg.get('timeout'))

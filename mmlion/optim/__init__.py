@@ -7,8 +7,6 @@ installed, so it is imported first and then replaced (with one log line saying
 so); otherwise ``import mmengine.optim`` after mmlion would raise ``KeyError``.
 """
 import mmengine.optim  # noqa: F401  (must register its optimizers before ours)
-from mmengine.logging import print_log
-from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 
 from mmlion.registry import OPTIMIZERS
 from .guarded_wrapper import GuardedAmpOptimWrapper, GuardedOptimWrapper
@@ -18,18 +16,6 @@ from .zero import ZeroRedundancyOptimizer
 __all__ = ['Lion', 'ZeroRedundancyOptimizer', 'GuardedOptimWrapper', 'GuardedAmpOptimWrapper']
 
 
-def _register() -> None:
-    OPTIMIZERS.register_module(name='Lion', module=Lion, force=True)
-    previous = MMENGINE_OPTIMIZERS.module_dict.get('Lion')
-    if previous is Lion:
-        return
-    if previous is not None:
-        print_log(
-            f"mmlion: 'Lion' in MMEngine's OPTIMIZERS was {previous.__module__}."
-            f'{previous.__qualname__}; it now builds mmlion.optim.Lion '
-            f"(use type='mmlion.Lion' to be explicit).",
-            logger='current', level=30)
-    MMENGINE_OPTIMIZERS.register_module(name='Lion', module=Lion, force=True)
-
-
-_register()
+# mmlion's own registry; MMEngine's root registry gets 'Lion' at ``import mmlion``
+# (mmlion.engine.mmengine_fixes.apply_at_import), where another package may hold it.
+OPTIMIZERS.register_module(name='Lion', module=Lion, force=True)

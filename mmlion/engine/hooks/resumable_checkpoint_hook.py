@@ -9,12 +9,12 @@ import os.path as osp
 from typing import Optional
 
 from mmengine.dist import all_gather_object, get_rank, get_world_size, is_main_process
-from mmengine.fileio.io import _parse_uri_prefix
 from mmengine.hooks import CheckpointHook
 from mmengine.runner import IterBasedTrainLoop
 
 from mmlion.registry import HOOKS
 from mmlion.utils.ownership import check_replaceable
+from .. import mmengine_fixes
 from ..fileio import BACKEND_NAME
 from ..resume import partial_gradients, sharded_optimizers
 from ..resume.atomic_saving import AtomicCheckpointSaving
@@ -78,7 +78,7 @@ class ResumableCheckpointHook(AtomicCheckpointSaving, CheckpointHook):
     def before_train(self, runner) -> None:
         out_dir = self.out_dir or runner.work_dir
         self._atomic = (self.backend_args is None and self.file_client_args is None
-                        and _parse_uri_prefix(out_dir) == '')
+                        and mmengine_fixes.is_local_path(out_dir))
         if self._atomic:
             self.backend_args = dict(backend=BACKEND_NAME)
             if is_main_process():  # fail now, not at the first checkpoint
@@ -102,7 +102,7 @@ class ResumableCheckpointHook(AtomicCheckpointSaving, CheckpointHook):
 
     # -- the RNG stream of training ---------------------------------------------------
     def before_train_epoch(self, runner) -> None:
-        if _iteration_based(runner):
+        if _iteration_based(runner) and mmengine_fixes.needed('resume_replays_data'):
             if runner.train_loop.iter > 0:  # resumed: skip what was trained, then restore
                 runner.train_loop.dataloader_iterator = ResumedDataIterator(
                     runner.train_loop, before_first_batch=self._rng.restore_pending)

@@ -24,6 +24,7 @@ import tempfile
 from mmengine.dist import barrier, is_main_process
 
 from mmlion.utils.ownership import record_written_folder, write_owned
+from ..mmengine_fixes import needed
 
 __all__ = ['AtomicCheckpointSaving']
 
@@ -78,7 +79,7 @@ class AtomicCheckpointSaving:
 
     @contextlib.contextmanager
     def _saving(self, runner):
-        if not self._atomic or isinstance(runner, _SavingRunner):  # nested: the outer one
+        if not (self._atomic and needed('checkpoint_order')) or isinstance(runner, _SavingRunner):
             yield runner
             return
         removals = _DeferredRemovals(self.file_backend)

@@ -17,8 +17,9 @@ import itertools
 from typing import Callable, Iterator, Optional
 
 from mmengine.dataset import InfiniteSampler
-from mmengine.runner.loops import _InfiniteDataloaderIterator
 from torch.utils.data import DataLoader
+
+from ..mmengine_fixes import infinite_iterator
 
 __all__ = ['ResumedDataIterator']
 
@@ -62,7 +63,7 @@ class ResumedDataIterator:
         self._to_skip = loop.iter
         loader = _skipping_loader(loop.dataloader, loop.iter)
         if loader is not None:
-            self._batches: Iterator = _InfiniteDataloaderIterator(loader)
+            self._batches: Iterator = infinite_iterator(loader)
         else:
             self._batches = loop.dataloader_iterator
             for _ in range(loop.iter):

@@ -1,0 +1,103 @@
+"""mmlion.engine.mmengine_fixes: every workaround checks that its bug is in the
+installed code and stands aside where it is not; the safe-load allow-list admits
+MMEngine's checkpoints and nothing more."""
+import contextlib
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+
+import mmlion  # noqa: F401  (applies the fixes at import)
+from mmlion.engine import mmengine_fixes
+from mmlion.engine.resume.atomic_saving import AtomicCheckpointSaving
+from mmlion.utils import versions
+from mmlion.utils.checkpoint import mmengine_loads_safely
+
+# torch.serialization.add_safe_globals (the allow-list) is torch 2.4+; before it, torch.load
+# defaults to weights_only=False and reads MMEngine's checkpoints with nothing to allow.
+SAFE_LOAD_UNSUPPORTED = versions.unsupported(
+    "torch.load's allow-list (add_safe_globals)", 'torch', versions.torch_version(),
+    versions.SUPPORTED['safe_globals_torch'])
+if not SAFE_LOAD_UNSUPPORTED and mmengine_loads_safely():
+    SAFE_LOAD_UNSUPPORTED = ('this MMEngine loads its checkpoints safely itself (the OneDL '
+                             'fork), and mmlion registers nothing with torch')
+
+
+
+@pytest.fixture
+def fresh_verdicts():
+    mmengine_fixes.needed.cache_clear()
+    yield
+    mmengine_fixes.needed.cache_clear()
+
+
+def test_every_workaround_has_a_verdict_here():
+    lines = mmengine_fixes.report()
+    assert len(lines) == len(mmengine_fixes.WORKAROUNDS)
+    for name, line in zip(mmengine_fixes.WORKAROUNDS, lines):
+        assert line.startswith(f'{name}: ') and ('applied' in line or 'stands aside' in line)
+        assert isinstance(mmengine_fixes.needed(name), bool)
+
+
+@pytest.mark.parametrize('name, fixed_source', [
+    ('checkpoint_order', "runner.save_checkpoint(...)\nwrite_atomically(pointer)\n"
+                         "self.file_backend.remove(outdated)"),
+    ('fsdp_argument_order', 'FSDP.optim_state_dict_to_load(self.model, optim, state_dict)'),
+    ('fsdp_clip_local_shards', 'self.model.clip_grad_norm_(max_norm)'),
+    ('resume_replays_data', 'self.dataloader_iterator = skip(self._iter)'),
+    ('deepspeed_callbacks', 'callback(extra_ckpt)'),
+])
+def test_a_fixed_mmengine_makes_the_workaround_stand_aside(monkeypatch, fresh_verdicts, name,
+                                                           fixed_source):
+    """The checks read the installed MMEngine's code; given code without the bug, each
+    says so."""
+    monkeypatch.setattr(mmengine_fixes, '_source', lambda obj: fixed_source)
+    assert not mmengine_fixes.needed(name)
+
+
+def test_standing_aside_runs_mmengines_own_code(monkeypatch, fresh_verdicts):
+    monkeypatch.setattr(mmengine_fixes, '_source', lambda obj: 'fixed upstream')
+    assert isinstance(mmengine_fixes.fsdp_old_argument_order(), contextlib.nullcontext)
+
+    class Hook(AtomicCheckpointSaving):
+        _atomic = True
+
+    runner = object()
+    with Hook()._saving(runner) as seen:
+        assert seen is runner  # no scratch pointer, no deferred deletions
+
+
+class GetattrPayload:
+    """Pickles as getattr(HistoryBuffer, '__init__'): not a statistics method."""
+
+    def __reduce__(self):
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
+@pytest.mark.skipif(bool(SAFE_LOAD_UNSUPPORTED), reason=str(SAFE_LOAD_UNSUPPORTED))
+def test_message_hub_and_numpy_load_with_weights_only(tmp_path):
+    hub = MessageHub.get_instance('mmlion-test-checkpoint')
+    for value in (3.0, 2.0, 1.0):
+        hub.update_scalar('train/loss', value)
+    hub.update_info('epoch_array', np.arange(3, dtype=np.float64))
+    path = tmp_path / 'ckpt.pth'
+    torch.save(dict(message_hub=hub.state_dict(), state_dict={'w': torch.ones(2)},
+                    meta=dict(seed=np.int64(7), ratio=np.float32(0.5))), path)
+    loaded = torch.load(path, weights_only=True)  # torch's default since 2.6
+    buffer = loaded['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buffer, HistoryBuffer)
+    assert buffer.mean() == pytest.approx(2.0) and buffer.min() == 1.0
+    assert loaded['meta']['seed'] == 7
+    np.testing.assert_array_equal(loaded['message_hub']['runtime_info']['epoch_array'],
+                                  np.arange(3.0))
+
+
+@pytest.mark.skipif(bool(SAFE_LOAD_UNSUPPORTED), reason=str(SAFE_LOAD_UNSUPPORTED))
+def test_other_getattr_calls_are_still_refused(tmp_path):
+    path = tmp_path / 'payload.pth'
+    torch.save({'x': GetattrPayload()}, path)
+    with pytest.raises(pickle.UnpicklingError, match="refusing getattr"):
+        torch.load(path, weights_only=True)
+    assert torch.load(path, weights_only=False)['x'] is HistoryBuffer.__init__
