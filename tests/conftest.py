@@ -1,6 +1,5 @@
 """Fixtures shared by the test modules."""
 import os
-import os.path as osp
 
 import pytest
 import torch
@@ -10,10 +9,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault('TRITON_INTERPRET', '1')
 
-from helpers import TORCHVISION_SHIM, free_port, generate_shapes, load_tool
-
-# mmpretrain needs torchvision: the tests' shim makes it importable here (see its file).
-HAS_TORCHVISION = load_tool(osp.join(TORCHVISION_SHIM, 'sitecustomize.py')).install()
+from helpers import free_port, generate_shapes, load, train, write_config
 
 
 @pytest.fixture(scope='session')
@@ -24,10 +20,11 @@ def shapes_data():
     return generate_shapes()
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def single_process_group():
     """A real gloo process group of one process (ZeRO, DTensor meshes, the guard's
-    all-reduce), for tests that need torch.distributed without subprocesses."""
+    all-reduce), for tests that need torch.distributed without subprocesses; torn down
+    after the module, so that no other test runs inside a process group."""
     import torch.distributed as dist
     created = not dist.is_initialized()
     if created:
@@ -51,3 +48,12 @@ def triton_device(monkeypatch):
     assert os.environ.get('TRITON_INTERPRET') == '1'
     monkeypatch.setattr(lion_triton, 'DEVICE_TYPES', {'cuda', 'cpu'})
     return torch.device('cpu')
+
+
+@pytest.fixture(scope='session')
+def ddp_straight(tmp_path_factory):
+    """An uninterrupted two-process DDP run of the toy config: its final checkpoint."""
+    tmp_path = tmp_path_factory.mktemp('ddp')
+    train(write_config(tmp_path, 'ddp', nproc=2), tmp_path / 'ddp_straight', nproc=2,
+          port=free_port())
+    return load(tmp_path / 'ddp_straight' / 'epoch_3.pth')

@@ -1,12 +1,17 @@
-"""What the tests share: the repository's paths, the one way to run mmlion's tools in
-a subprocess, loading a tool script as a module, and the demo's Shapes data."""
+"""What the tests share: the repository's paths, the one subprocess runner, loading a
+tool script as a module, the demo's Shapes data, and the toy run (one config for
+in-process Runners and real tools/train.py and torchrun runs)."""
 import importlib.util
 import os
 import os.path as osp
+import pathlib
+import signal
 import socket
 import subprocess
 import sys
 from typing import Dict, List, Optional
+
+import torch
 
 from mmlion.utils import versions
 
@@ -38,11 +43,16 @@ def tool_env(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
 
 
 def run_tool(cmd: List[str], timeout: int = 900, env: Optional[Dict[str, str]] = None,
-             expect_rc: Optional[int] = 0, log: Optional[str] = None) -> str:
-    """Run ``cmd`` from the repository root; check its exit status (``expect_rc=None``:
-    any failure) and return stdout + stderr. ``log`` keeps the whole output."""
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env=tool_env(env))
+             expect_rc: Optional[int] = 0, log: Optional[str] = None, cwd: str = ROOT,
+             checkout: bool = True, with_stderr: bool = True) -> str:
+    """Run ``cmd`` (from the repository root unless ``cwd``); check its exit status
+    (``expect_rc=None``: any failure) and return stdout + stderr (``with_stderr=False``:
+    stdout alone). ``checkout=False`` runs it in ``env`` as given, without this checkout
+    and tests/ on the path (an installed copy's test). ``log`` keeps the whole output.
+    The one subprocess runner of the tests."""
+    full_env = tool_env(env) if checkout else dict(os.environ, **(env or {}))
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=full_env)
     out = proc.stdout + proc.stderr
     if log is not None:
         with open(log, 'a') as f:
@@ -53,7 +63,7 @@ def run_tool(cmd: List[str], timeout: int = 900, env: Optional[Dict[str, str]] =
         first_error = max(out.find('Traceback'), 0)
         assert proc.returncode == expect_rc, \
             f'{cmd} (rc {proc.returncode})\n{out[first_error:][:3000]}\n...\n{out[-3000:]}'
-    return out
+    return out if with_stderr else proc.stdout
 
 
 def python_tool(script: str, *args, **kwargs) -> str:
@@ -88,3 +98,122 @@ def png_size(path: str):
     assert osp.getsize(path) > 5_000
     height, width = matplotlib.image.imread(path).shape[:2]
     return width, height
+
+
+def torchvision_or_skip() -> None:
+    """Make torchvision importable for an in-process test that builds mmpretrain models
+    (through the tests' shim, see tests/torchvision_cpu), or skip it, saying why."""
+    import pytest
+    if not load_tool(osp.join(TORCHVISION_SHIM, 'sitecustomize.py')).install():
+        pytest.skip('mmpretrain needs torchvision, which is not importable here (and '
+                    'tools/install.sh tests puts no CPU copy in the venv)')
+
+
+# -- the toy run: one config for in-process Runners and real tools/train.py runs ------
+# 5 iterations per epoch per rank, accumulation windows of 3: the checkpoint at the
+# end of epoch 1 (iteration 5) falls inside a window. Lion guarded against NaN,
+# clipping, warmup by iteration and cosine by epoch, validation each epoch.
+TOY = """
+custom_imports = dict(imports=['mmlion', '_fault_support'], allow_failed_imports=False)
+default_scope = 'mmengine'
+model = dict(type='NoisyToyModel')
+train_dataloader = dict(
+    batch_size=4, num_workers=0, collate_fn=dict(type='default_collate'),
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='NoisyToyDataset', size={size}))
+val_dataloader = dict(
+    batch_size=4, num_workers=0, collate_fn=dict(type='default_collate'),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='NoisyToyDataset', size=8, augment=False))
+val_evaluator = dict(type='ToyAccuracy')
+val_cfg = dict()
+train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=1)
+optim_wrapper = dict(
+    type='{wrapper}', accumulative_counts=3, clip_grad=dict(max_norm=1.0),
+    optimizer={optimizer})
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=4),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=3, eta_min=1e-5)]
+default_hooks = dict(
+    checkpoint=dict(type='{checkpoint_hook}', interval=1, max_keep_ckpts=2),
+    logger=dict(type='LoggerHook', interval=1))
+custom_hooks = {custom_hooks}
+randomness = dict(seed=0)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+"""
+LION = "dict(type='Lion', lr=1e-3, weight_decay=0.5, skip_nonfinite=True)"
+ZERO = ("dict(type='mmlion.ZeroRedundancyOptimizer', optimizer_type='Lion', lr=1e-3, "
+        "weight_decay=0.5)")
+
+
+def write_config(tmp_path, name, nproc=1, optimizer=LION, wrapper='OptimWrapper',
+                 checkpoint_hook='mmlion.ResumableCheckpointHook', custom_hooks='[]'):
+    path = tmp_path / f'{name}.py'
+    path.write_text(TOY.format(size=20 * nproc, optimizer=optimizer, wrapper=wrapper,
+                               checkpoint_hook=checkpoint_hook, custom_hooks=custom_hooks))
+    return str(path)
+
+
+def train(config, work_dir, *extra, nproc=1, port=29531, expect_rc=0, pythonpath=()):
+    args = ['--work-dir', str(work_dir), *extra]
+    if nproc == 1:
+        cmd = [sys.executable, 'tools/train.py', config, *args]
+        env = {}
+    else:  # torchrun reports a killed worker as a failure: expect_rc=None
+        cmd = ['bash', 'tools/dist_train.sh', config, str(nproc), *args]
+        env = dict(PORT=str(port))
+    if pythonpath:
+        env['PYTHONPATH'] = os.pathsep.join([*pythonpath, os.environ.get('PYTHONPATH', '')])
+    return run_tool(cmd, timeout=600, env=env, expect_rc=expect_rc, log=f'{work_dir}.log')
+
+
+def load(path):
+    """A checkpoint (or anything torch saved), whole, on the CPU."""
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+def assert_bitwise_equal(a, b, where=''):
+    """Model weights and buffers, and every optimizer state tensor, bit for bit."""
+    assert a['state_dict'].keys() == b['state_dict'].keys()
+    for name, value in a['state_dict'].items():
+        assert torch.equal(value, b['state_dict'][name]), f'{where}: {name}'
+    state_a, state_b = a['optimizer']['state'], b['optimizer']['state']
+    assert state_a.keys() == state_b.keys() and len(state_a) > 0
+    for index in state_a:
+        assert torch.equal(state_a[index]['exp_avg'], state_b[index]['exp_avg']), \
+            f'{where}: exp_avg of parameter {index}'
+
+
+def kill_and_resume(tmp_path, config, name, nproc=1, port=29531, kill_iter=8,
+                    resumed_at='resumed epoch: 1, iter: 5', load_checkpoint=load,
+                    checkpoints=('epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth')):
+    """Train, SIGKILL after iteration ``kill_iter`` (by default in the middle of epoch
+    2), resume from the last checkpoint, finish. ``checkpoints``: the last one written
+    before the kill, the next one (never written), the final one. Returns the final
+    checkpoint and the resumed run's output."""
+    last, next_one, final = checkpoints
+    work_dir = tmp_path / name
+    killer = f"dict(type='KillAtIterHook', kill_iter={kill_iter})"
+    killed_config = config[:-len('.py')] + '_killed.py'
+    with open(config) as f, open(killed_config, 'w') as g:
+        g.write(f.read().replace('custom_hooks = []', f'custom_hooks = [{killer}]'))
+    train(killed_config, work_dir, nproc=nproc, port=port,
+          expect_rc=-signal.SIGKILL if nproc == 1 else None)
+    with open(work_dir / 'last_checkpoint') as f:
+        assert f.read().strip().endswith(last)
+    assert not (work_dir / next_one).exists()
+    out = train(config, work_dir, '--resume', nproc=nproc, port=port + 1)
+    assert resumed_at in out, out[-3000:]
+    return load_checkpoint(work_dir / final), out
+
+
+def toy_runner(work_dir, **cfg_options):
+    """A real MMEngine Runner built in this process from the toy config (one process,
+    no accumulation, no validation unless ``cfg_options`` say otherwise)."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    path = write_config(pathlib.Path(work_dir).parent, f'{pathlib.Path(work_dir).name}_cfg')
+    cfg = Config.fromfile(path)
+    cfg.merge_from_dict(dict({'optim_wrapper.accumulative_counts': 1}, **cfg_options))
+    cfg.work_dir = str(work_dir)
+    return Runner.from_cfg(cfg)

@@ -10,21 +10,19 @@ keeps, through a ``.pth`` file, so the test does not unpack a second torch.
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, run_tool
 
 pytestmark = pytest.mark.slow
 FORK, FORK_VERSION = 'onedl-mmengine', '0.10.12'
 
 
-def _run(cmd, **kwargs):
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kwargs)
-    assert proc.returncode == 0, f'{cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
-    return proc.stdout
+def _run(cmd, env=None, cwd=ROOT):
+    """stdout of ``cmd``, in ``env`` as given (another venv, not this checkout)."""
+    return run_tool(cmd, env=env, cwd=cwd, checkout=False, with_stderr=False)
 
 
 def _distributions(python):

@@ -3,11 +3,12 @@
 Each case runs in a fresh interpreter, because registration happens once, at import.
 """
 import importlib.util
-import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from helpers import run_tool
 
 BUILD = textwrap.dedent('''
     import torch
@@ -23,10 +24,7 @@ pytestmark = pytest.mark.slow  # each case starts a fresh interpreter
 
 
 def run_python(code: str) -> str:
-    proc = subprocess.run([sys.executable, '-c', BUILD + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout + proc.stderr
+    return run_tool([sys.executable, '-c', BUILD + textwrap.dedent(code)], timeout=300)
 
 
 def test_import_mmlion_first_then_mmengine():

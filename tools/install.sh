@@ -113,7 +113,7 @@ fi
 step $N/$N "installing mmlion (editable) and building its fused kernel"
 # editable_mode=compat: a path entry, as `setup.py develop` made; setuptools' default
 # import hook would also serve the checkout's compiled kernel to another copy of mmlion
-# in the same process (tests/test_ext.py installs one).
+# in the same process (tests/test_ops/test_loader.py installs one).
 "${PIP[@]}" --no-build-isolation --no-deps --config-settings editable_mode=compat -e "$ROOT"
 "$PY" -c "from mmlion.ops import lion_cpu; assert lion_cpu.available(), lion_cpu.load_error()"
 

@@ -15,7 +15,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 if [ $# -eq 0 ]; then STACKS="${STACKS-torch2.1 onedl}"; else STACKS="${STACKS-}"; fi
-CORE_TESTS=(tests/test_optim tests/test_registry.py tests/test_utils tests/test_engine tests/test_ops)
+CORE_TESTS=(tests/test_optim tests/test_registry.py tests/test_utils tests/test_engine tests/test_ops tests/test_layers.py)
 
 bash "$ROOT/tools/install.sh" tests || exit $?
 status=0

@@ -1,5 +1,5 @@
 """mmlion.cli.dist: torchrun on machines without GPUs (the parts that need no process
-group; tests/test_fault_tolerance.py and tests/test_tools.py run real torchrun jobs)."""
+group; tests/test_cli/test_dist_runs.py and tests/test_tools/ run real torchrun jobs)."""
 import pytest
 import torch
 from mmengine.config import Config

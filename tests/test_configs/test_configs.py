@@ -12,7 +12,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, PARAM_SCHEDULERS, init_default_scope
 from mmengine.utils import import_modules_from_strings
 
-from helpers import ROOT
+from helpers import ROOT, torchvision_or_skip
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
 
 LEAVES = sorted(glob.glob(osp.join(ROOT, 'configs', 'lion', '**', '*.py'), recursive=True)
@@ -28,6 +28,8 @@ def rel(path):
 
 def load(path):
     cfg = Config.fromfile(path)
+    if cfg.get('default_scope') == 'mmpretrain':
+        torchvision_or_skip()  # mmpretrain's models import torchvision
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     return cfg

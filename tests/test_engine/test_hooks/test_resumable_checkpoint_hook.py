@@ -2,25 +2,15 @@
 rule (foreign files in the work dir are never replaced or deleted), rotation, and a
 crash during a save leaving the previous checkpoint and its pointer whole."""
 import pytest
-from mmengine.runner import Runner
 
-import _fault_support  # noqa: F401  (the toy model, dataset and metric)
-import mmlion  # noqa: F401
+from helpers import toy_runner
 from mmlion.utils.ownership import NotOwnedError, is_owned_file
 
 
 def _runner(work_dir, max_keep_ckpts=-1, epochs=1, resume=False):
-    return Runner(
-        model=dict(type='NoisyToyModel'), work_dir=str(work_dir),
-        train_dataloader=dict(batch_size=4, num_workers=0,
-                              sampler=dict(type='DefaultSampler', shuffle=False),
-                              dataset=dict(type='NoisyToyDataset', size=8),
-                              collate_fn=dict(type='default_collate')),
-        train_cfg=dict(by_epoch=True, max_epochs=epochs),
-        optim_wrapper=dict(optimizer=dict(type='Lion', lr=1e-3)),
-        default_hooks=dict(checkpoint=dict(type='mmlion.ResumableCheckpointHook', interval=1,
-                                           max_keep_ckpts=max_keep_ckpts)),
-        default_scope='mmengine', randomness=dict(seed=0), resume=resume)
+    return toy_runner(work_dir, **{'train_cfg.max_epochs': epochs, 'resume': resume,
+                                   'train_cfg.val_interval': 100,  # no validation: fast
+                                   'default_hooks.checkpoint.max_keep_ckpts': max_keep_ckpts})
 
 
 def test_a_foreign_last_checkpoint_stops_the_run_before_training(tmp_path):

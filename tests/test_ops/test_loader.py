@@ -1,4 +1,4 @@
-"""mmlion.ops.loader: a plain `pip install` (pip's default build isolation, no torch to build
+"""mmlion.ops.loader (the C++ kernels): a plain `pip install` (pip's default build isolation, no torch to build
 against) still gets the fused kernel, compiled at first use against the running torch
 and cached; without a compiler the optimizer falls back and says why, once."""
 import os
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, run_tool
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +27,9 @@ print('WARNINGS', [str(w.message) for w in caught if 'kernel' in str(w.message)]
 
 
 def _run(code, env, cwd):
-    proc = subprocess.run([sys.executable, '-c', code], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout, proc.stderr
+    """The step in a fresh interpreter that sees the installed copy, not the checkout."""
+    return run_tool([sys.executable, '-c', code], env=env, cwd=cwd, checkout=False,
+                    timeout=600)
 
 
 @pytest.fixture(scope='module')
@@ -53,19 +52,18 @@ def plain_install(tmp_path_factory):
 
 
 def test_plain_pip_install_compiles_the_kernel_at_first_use(plain_install, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(plain_install),
-               MMLION_EXT_CACHE=str(tmp_path / 'cache'))
-    out, err = _run(STEP, env, cwd=tmp_path)
+    env = dict(PYTHONPATH=str(plain_install), MMLION_EXT_CACHE=str(tmp_path / 'cache'))
+    out = _run(STEP, env, cwd=tmp_path)
     assert f'FILE {plain_install}' in out  # the installed copy, not the checkout
     assert 'KERNEL True' in out and 'STEPPED [0.5, 0.5, 0.5]' in out
-    assert err.count('mmlion: compiling the fused CPU kernel') == 1
-    out, err = _run(STEP, env, cwd=tmp_path)  # cached: no second build, no message
-    assert 'KERNEL True' in out and 'compiling' not in err
+    assert out.count('mmlion: compiling the fused CPU kernel') == 1
+    out = _run(STEP, env, cwd=tmp_path)  # cached: no second build, no message
+    assert 'KERNEL True' in out and 'compiling' not in out
 
 
 def test_without_a_compiler_it_falls_back_and_says_why(plain_install, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(plain_install), CXX='/nonexistent/c++',
+    env = dict(PYTHONPATH=str(plain_install), CXX='/nonexistent/c++',
                MMLION_EXT_CACHE=str(tmp_path / 'cache'))
-    out, _ = _run(STEP, env, cwd=tmp_path)
+    out = _run(STEP, env, cwd=tmp_path)
     assert 'KERNEL False' in out and 'STEPPED [0.5, 0.5, 0.5]' in out
     assert 'compiling it at first use failed' in out and 'for-loop' in out
