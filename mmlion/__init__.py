@@ -15,9 +15,14 @@ process, all of it here:
    mmlion's).
 3. MMEngine's file backends: ``'mmlion_atomic_local'`` (atomic writes that replace
    only mmlion's own files), used only where the checkpoint hook asks for it.
-4. ``torch.serialization``'s safe globals: exactly what MMEngine's checkpoints pickle
-   (``HistoryBuffer``, numpy arrays and dtypes, ``HistoryBuffer``'s statistics), so
-   ``torch.load``'s safe default reads them (see :mod:`mmlion.utils.checkpoint`).
+4. ``torch.serialization``'s safe globals, where this MMEngine does not load its
+   checkpoints safely itself: exactly what they pickle (``HistoryBuffer``, numpy arrays
+   and dtypes, ``HistoryBuffer``'s statistics), so ``torch.load``'s safe default reads
+   them.
+
+1 and 4 are workarounds of :mod:`mmlion.engine.mmengine_fixes`, which holds every
+change mmlion makes to MMEngine's behaviour and applies each only where the installed
+code still needs it.
 
 Nothing else: no files are read or written, no threads or environment variables are
 changed, and the compiled kernel is loaded (or compiled, once) at the first CPU step.

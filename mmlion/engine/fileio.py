@@ -42,21 +42,18 @@ class AtomicLocalBackend(LocalBackend):
         write_owned(obj.encode(encoding), filepath)
 
     def remove(self, filepath: Union[str, Path]) -> None:
-        filepath = os.fspath(filepath)
-        if is_owned_file(filepath):
-            os.remove(filepath)
-            forget_written(filepath)
-        elif osp.lexists(filepath):
-            print_log(f'mmlion: kept {filepath!r}, which MMEngine asked to delete: mmlion did '
-                      f'not write it (or it changed since), so mmlion does not delete it.',
-                      logger='current', level=logging.WARNING)
+        _delete_if_owned(os.fspath(filepath), is_owned_file, os.remove, '')
 
     def rmtree(self, dir_path: Union[str, Path]) -> None:
-        dir_path = os.fspath(dir_path)
-        if is_owned_folder(dir_path):
-            shutil.rmtree(dir_path)
-            forget_written(dir_path)
-        elif osp.lexists(dir_path):
-            print_log(f'mmlion: kept the folder {dir_path!r}, which MMEngine asked to delete: '
-                      f'mmlion did not write it (or something in it changed since), so mmlion '
-                      f'does not delete it.', logger='current', level=logging.WARNING)
+        _delete_if_owned(os.fspath(dir_path), is_owned_folder, shutil.rmtree, 'the folder ')
+
+
+def _delete_if_owned(path: str, is_owned, delete, kind: str) -> None:
+    """Delete ``path`` if the stamp rule proves it mmlion's; else keep it, saying so."""
+    if is_owned(path):
+        delete(path)
+        forget_written(path)
+    elif osp.lexists(path):
+        print_log(f'mmlion: kept {kind}{path!r}, which MMEngine asked to delete: mmlion did '
+                  f'not write it (or it changed since), so mmlion does not delete it.',
+                  logger='current', level=logging.WARNING)
