@@ -164,6 +164,8 @@ class Lion(Optimizer):
         """Whether a GradScaler hands this step its ``grad_scale`` and ``found_inf``
         instead of unscaling itself: when every group asked for the fused
         implementation, as for torch's fused AdamW."""
+        if not all(group['fused'] for group in self.param_groups):
+            return False  # cheap, and the answer: only fused=True hands off
         implementation = self._implementation()
         return (implementation is not None and implementation.name == 'fused'
                 and not implementation.automatic)
@@ -278,6 +280,8 @@ class Lion(Optimizer):
     def _steps_on_device(self) -> bool:
         """True when the step runs the Triton kernel: it skips on a flag on the device,
         so the guard need not sync."""
+        if not all(group['fused'] for group in self.param_groups):
+            return False  # cheap, and the answer: only fused=True runs the Triton kernel
         implementation = self._implementation()
         return implementation is not None and implementation.on_device
 
