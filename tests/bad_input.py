@@ -107,6 +107,19 @@ def parametrize(cases: List[Case]):
             ('train-tool', 'dist-train')) else []) for c in cases])
 
 
+def bad_input_test(cases: List[Case], shapes_data: bool = False):
+    """The test over ``cases`` for a module to bind as ``test_bad_input``;
+    ``shapes_data``: the rows read the demo's Shapes data (the fixture makes it)."""
+
+    @parametrize(cases)
+    def test_bad_input(case, tmp_path, request):
+        if shapes_data:
+            request.getfixturevalue('shapes_data')
+        check(case, tmp_path)
+
+    return test_bad_input
+
+
 def check(case: Case, tmp_path) -> None:
     """Run ``case``: the error it must raise, what its message must say, and nothing
     lost (parameters, optimizer state and the files involved unchanged)."""

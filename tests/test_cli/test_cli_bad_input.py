@@ -3,7 +3,7 @@ mmlion.cli (check_config, as tools/train.py runs it) or the launch scripts catch
 tests/bad_input.py)."""
 import os
 
-from bad_input import Case, adamw_state, check, parametrize
+from bad_input import Case, adamw_state, bad_input_test
 from helpers import DEMO, python_tool, run_tool
 from mmlion.cli import ConfigError, check_config
 
@@ -213,6 +213,4 @@ CASES = [
 ]
 
 
-@parametrize(CASES)
-def test_bad_input(case, tmp_path, shapes_data):
-    check(case, tmp_path)
+test_bad_input = bad_input_test(CASES, shapes_data=True)

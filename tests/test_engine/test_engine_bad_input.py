@@ -1,6 +1,6 @@
 """Bad input to mmlion.engine: a file mmlion did not write where a checkpoint goes (see
 tests/bad_input.py)."""
-from bad_input import Case, check, parametrize
+from bad_input import Case, bad_input_test
 from mmlion.engine import AtomicLocalBackend
 
 def _foreign_checkpoint(ctx):
@@ -22,6 +22,4 @@ CASES = [
 ]
 
 
-@parametrize(CASES)
-def test_bad_input(case, tmp_path):
-    check(case, tmp_path)
+test_bad_input = bad_input_test(CASES)

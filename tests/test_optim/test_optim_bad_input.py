@@ -2,7 +2,7 @@
 wrapper: each row of docs/bad_input.md that mmlion.optim catches (see tests/bad_input.py)."""
 import torch
 
-from bad_input import Case, adamw_state, check, parametrize
+from bad_input import Case, adamw_state, bad_input_test
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
 from mmlion.optim.lion import lion as lion_fn
 
@@ -164,6 +164,4 @@ CASES = [
 ]
 
 
-@parametrize(CASES)
-def test_bad_input(case, tmp_path):
-    check(case, tmp_path)
+test_bad_input = bad_input_test(CASES)

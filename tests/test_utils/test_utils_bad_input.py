@@ -1,6 +1,6 @@
 """Bad input to mmlion.utils: generating into a folder mmlion did not make (see
 tests/bad_input.py)."""
-from bad_input import Case, check, parametrize
+from bad_input import Case, bad_input_test
 from helpers import generate_shapes
 
 def _users_shapes_folder(ctx):
@@ -23,6 +23,4 @@ CASES = [
 ]
 
 
-@parametrize(CASES)
-def test_bad_input(case, tmp_path):
-    check(case, tmp_path)
+test_bad_input = bad_input_test(CASES)
