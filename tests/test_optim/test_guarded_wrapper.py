@@ -7,14 +7,14 @@ import pytest
 import torch
 from mmengine.optim import build_optim_wrapper
 
-import mmlion  # noqa: F401  (registers the wrappers)
+from _fault_support import NoisyToyModel
 from mmlion.optim import GuardedAmpOptimWrapper, GuardedOptimWrapper
 from mmlion.optim import nonfinite
 
 
 def _model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    return NoisyToyModel()
 
 
 def _wrapper(model, **cfg):
@@ -23,7 +23,9 @@ def _wrapper(model, **cfg):
 
 
 def _update(wrapper, model, poison=False):
-    loss = model(torch.randn(3, 4)).sum()
+    device = next(model.parameters()).device
+    loss = model(torch.randn(3, 16, device=device), torch.randint(0, 4, (3,), device=device),
+                 mode='loss')['loss']
     wrapper.update_params(loss * float('nan') if poison else loss)
 
 
@@ -57,7 +59,8 @@ def test_nonfinite_step_is_skipped_with_and_without_clipping(clip, monkeypatch):
     assert all(p.grad is None or not p.grad.any() for p in model.parameters())  # zeroed
     assert wrapper.state_dict()['nonfinite'] == dict(skipped=1, consecutive=1)
     # With norm clipping the guard reads clipping's total norm, not the gradients.
-    whole_passes = [n for n in reads if n == 4]  # the log's search for the bad one aside
+    every = len(list(model.parameters()))
+    whole_passes = [n for n in reads if n == every]  # the log's search for the bad one aside
     assert len(whole_passes) == (0 if clip and 'max_norm' in clip else 2)
     _update(wrapper, model)
     assert not torch.equal(before[0][0], next(model.parameters()).detach())
