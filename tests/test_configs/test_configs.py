@@ -47,7 +47,7 @@ def build_model(cfg):
 GROUP_RULES = {
     'vit-base-p16_64xb64-lion_in1k.py': {
         'backbone.cls_token': (1, 0), 'backbone.pos_embed': (1, 0),
-        'backbone.layers.0.ln1.weight': (1, 1),  # upstream decays ViT's norms
+        'backbone.layers.0.ln1.weight': (1, 0),  # upstream decays ViT's norms; not here
         'backbone.layers.0.attn.qkv.weight': (1, 1), 'head.layers.head.weight': (1, 1)},
     'swin-tiny_16xb64-lion_in1k.py': {
         'backbone.stages.0.blocks.0.norm1.weight': (1, 0),
@@ -62,7 +62,8 @@ GROUP_RULES = {
         'backbone.layers.0.0.norm.weight': (1, 0),
         'backbone.layers.0.1.0.attn.attn.in_proj_weight': (1, 1),
         'backbone.layers.0.1.0.attn.norm.bias': (1, 0),
-        'decode_head.conv_seg.weight': (10, 1), 'decode_head.fusion_conv.bn.weight': (10, 1)},
+        'decode_head.conv_seg.weight': (10, 1), 'decode_head.fusion_conv.bn.weight': (10, 0),
+        'decode_head.conv_seg.bias': (10, 0), 'backbone.layers.0.2.weight': (1, 0)},
     'swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-lion-160k_ade20k-512x512.py': {
         'backbone.norm0.weight': (1, 0),
         'backbone.stages.0.blocks.0.norm1.weight': (1, 0),
@@ -144,6 +145,40 @@ def test_leaf_builds_model_and_optimizer(path, single_process_group):
                 assert group['weight_decay'] == base.weight_decay, name
                 checked['conv'] += 1
     assert all(checked.values()), checked
+
+
+NORM_TYPES = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm, torch.nn.LayerNorm,
+              torch.nn.modules.instancenorm._InstanceNorm)
+DECAYED_TYPES = (torch.nn.modules.conv._ConvNd, torch.nn.Linear)
+
+
+@pytest.mark.parametrize('path', LION_LEAVES, ids=rel)
+def test_norms_and_biases_get_no_weight_decay(path, single_process_group):
+    """By module type, not by name: every norm layer's parameters (BatchNorm, SyncBN,
+    GroupNorm, LayerNorm, whatever its name) and every bias get weight decay 0; conv
+    and linear weights keep the recipe's weight decay."""
+    cfg = load(path)
+    model = build_model(cfg)
+    optimizer = build_optim_wrapper(model, cfg.optim_wrapper).optimizer
+    decay = {id(p): g['weight_decay'] for g in optimizer.param_groups for p in g['params']}
+    base = cfg.optim_wrapper.optimizer.weight_decay
+    wrong, checked = [], dict(norm=0, bias=0, weight=0)
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            full = f'{module_name}.{name}' if module_name else name
+            if id(param) not in decay:  # frozen (requires_grad=False): not optimized
+                continue
+            if isinstance(module, NORM_TYPES) or name == 'bias':
+                checked['norm' if isinstance(module, NORM_TYPES) else 'bias'] += 1
+                if decay[id(param)] != 0:
+                    wrong.append(f'{full} ({type(module).__name__}): {decay[id(param)]}')
+            elif isinstance(module, DECAYED_TYPES) and name == 'weight':
+                checked['weight'] += 1
+                if decay[id(param)] != pytest.approx(base):
+                    wrong.append(f'{full} ({type(module).__name__}) decayed by '
+                                 f'{decay[id(param)]}, not {base}')
+    assert not wrong, f'{len(wrong)} parameters: ' + '; '.join(wrong[:6])
+    assert checked['bias'] and checked['weight'], checked
 
 
 def _schedule(cfg, epoch_length):

@@ -12,7 +12,10 @@ custom_imports = dict(imports=['mmlion'], allow_failed_imports=False)
 
 optim_wrapper = dict(
     type='mmlion.GuardedOptimWrapper',  # stops a run that goes NaN/Inf
-    optimizer=dict(_delete_=True, type='Lion', lr=3e-4, betas=(0.9, 0.99), weight_decay=3.0))
+    optimizer=dict(_delete_=True, type='Lion', lr=3e-4, betas=(0.9, 0.99), weight_decay=3.0),
+    # No decay for norm layers (by type, whatever their names) and biases, beside
+    # upstream's custom_keys.
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
 
 # Checkpoints that resume bit for bit (RNG states, partial accumulation), written
 # atomically: mmlion.engine.ResumableCheckpointHook.

@@ -12,7 +12,15 @@ custom_imports = dict(imports=['mmlion'], allow_failed_imports=False)
 optim_wrapper = dict(
     type='mmlion.GuardedOptimWrapper',  # stops a run that goes NaN/Inf
     optimizer=dict(_delete_=True, type='Lion', lr=2e-5, betas=(0.95, 0.98),
-                   weight_decay=0.03))
+                   weight_decay=0.03),
+    # No decay for norm layers (by type, whatever their names: MiT's stage-end
+    # LayerNorms are `layers.N.2`) and biases, beside upstream's custom_keys. Upstream's
+    # 'head' key (10x lr) takes precedence over both for the decode head, so its
+    # BatchNorms (the only modules named `bn`) and its classifier bias get keys of their
+    # own, longer, which MMEngine tries first.
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, custom_keys={
+        '.bn.': dict(lr_mult=10.0, decay_mult=0.0),
+        'conv_seg.bias': dict(lr_mult=10.0, decay_mult=0.0)}))
 
 # Bitwise resume by iteration, atomic checkpoints (mmseg saves every 16k iterations).
 default_hooks = dict(checkpoint=dict(type='mmlion.ResumableCheckpointHook', by_epoch=False,

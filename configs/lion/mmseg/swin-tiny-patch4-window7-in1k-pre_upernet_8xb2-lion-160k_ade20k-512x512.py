@@ -11,7 +11,10 @@ custom_imports = dict(imports=['mmlion'], allow_failed_imports=False)
 optim_wrapper = dict(
     type='mmlion.GuardedOptimWrapper',  # stops a run that goes NaN/Inf
     optimizer=dict(_delete_=True, type='Lion', lr=2e-5, betas=(0.95, 0.98),
-                   weight_decay=0.03))
+                   weight_decay=0.03),
+    # No decay for norm layers (by type, whatever their names) and biases, beside
+    # upstream's custom_keys.
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
 
 default_hooks = dict(checkpoint=dict(type='mmlion.ResumableCheckpointHook', by_epoch=False,
                                      interval=16000))
