@@ -24,7 +24,9 @@ __all__ = ['DEVICE_TYPES', 'available', 'load_error', 'runs_on', 'untaken', 'fus
 DEVICE_TYPES = {'cuda'}  # where fused=True means the Triton kernel (ROCm is 'cuda' too)
 BLOCK = 1024             # elements per program: 4 KiB of each fp32 tensor
 NUM_WARPS = 4
-_TABLE_CACHE_SIZE = 32   # pointer tables kept on the device, most recent first
+# Pointer tables kept on the device, most recent first: one per (bucket, dtype pair)
+# of a step; mmpretrain's layer-wise lr decay makes about 50 buckets.
+_TABLE_CACHE_SIZE = 256
 
 _SUPPORTED = (torch.float32, torch.bfloat16, torch.float16)
 _tables: 'OrderedDict[tuple, Tuple[Tensor, int, bool]]' = OrderedDict()
@@ -182,7 +184,7 @@ def _launch(kernels, ps, gs, ms, param_dtype, state_dtype, scalars: dict, *,
             args[key] = args[key].reshape(())
     triton_dtype = _triton_dtypes()
     dtypes = dict(PARAM=triton_dtype[param_dtype], STATE=triton_dtype[state_dtype])
-    shape = dict(ALIGNED=aligned, BLOCK=BLOCK, SEARCH_STEPS=max(1, n.bit_length()),
+    shape = dict(ALIGNED=aligned, BLOCK=BLOCK, SEARCH_STEPS=search_steps(n),
                  num_warps=NUM_WARPS)
     grid = (n_blocks,)
     agree = placeholder
@@ -193,6 +195,13 @@ def _launch(kernels, ps, gs, ms, param_dtype, state_dtype, scalars: dict, *,
             MAXIMIZE=maximize, UNSCALE=args['UNSCALE'], **dtypes, **shape)
     kernels.lion_kernel[grid](table, n, agree_ptr=agree, MAXIMIZE=maximize, CAUTIOUS=cautious,
                               **args, **dtypes, **shape)
+
+
+def search_steps(n_tensors: int) -> int:
+    """Binary-search steps enough for ``n_tensors``, rounded up to a multiple of 4: each
+    value compiles a kernel variant, so a count that grows past a power of two (a new
+    param group) does not compile a new one; extra steps leave the search where it is."""
+    return 4 * max(1, -(-n_tensors.bit_length() // 4))
 
 
 def _triton_dtypes() -> dict:

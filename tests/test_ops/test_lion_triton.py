@@ -363,3 +363,20 @@ def test_fused_with_an_older_triton_is_refused_at_construction(monkeypatch):
     with pytest.raises(RuntimeError, match=r'fused=True .* needs triton >= 3\.0; triton'):
         Lion([torch.nn.Parameter(torch.zeros(3))], fused=True)
     Lion([torch.nn.Parameter(torch.zeros(3))], foreach=True)  # what the message advises
+
+
+def test_search_steps_cover_the_count_with_few_kernel_variants():
+    counts = range(1, 300_000, 7)
+    steps = [lion_triton.search_steps(n) for n in counts]
+    assert all(2 ** s >= n for s, n in zip(steps, counts))  # enough to find any tensor
+    assert len(set(steps)) <= 5  # compiled variants, up to 300k tensors
+    # 17, 33 and 200 tensors cross 2**5, 2**6 and 2**7: one variant for all of them
+    assert lion_triton.search_steps(17) == lion_triton.search_steps(33) == \
+        lion_triton.search_steps(200)
+
+
+def test_tables_of_many_buckets_stay_cached(triton_device):
+    """Layer-wise lr decay makes about 50 buckets a step: none is evicted by the others."""
+    buckets = [tensors(triton_device) for _ in range(60)]
+    first = [lion_triton._table(*lists) for lists in buckets]
+    assert all(lion_triton._table(*lists) is table for lists, table in zip(buckets, first))
