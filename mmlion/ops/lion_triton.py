@@ -89,11 +89,22 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     if reason is not None:
         raise RuntimeError(f'fused=True: the Triton Lion kernel cannot take these tensors: '
                            f'{reason}; use foreach=True')
+    device = params[0].device
+    lr, initial_lr = _on_device_or_float(lr, device), _on_device_or_float(initial_lr, device)
     scalars = _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf)
     for (param_dtype, state_dtype), (ps, gs, ms) in _by_dtype(params, grads, exp_avgs).items():
         with _dense(ps, gs, ms) as (ps, gs, ms):
             _launch(kernels, ps, gs, ms, param_dtype, state_dtype, scalars,
                     maximize=maximize, cautious=cautious)
+
+
+def _on_device_or_float(value, device: torch.device):
+    """A learning rate the kernel can read: a Tensor on the parameters' device stays one
+    (read there, no sync); a CPU Tensor, which torch's fused optimizers accept too, is
+    read on the host as a float (no device sync either); anything else is as given."""
+    if isinstance(value, Tensor) and value.device.type == 'cpu' and device.type != 'cpu':
+        return float(value)
+    return value
 
 
 def _by_dtype(params, grads, exp_avgs) -> dict:

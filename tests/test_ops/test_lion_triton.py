@@ -380,3 +380,30 @@ def test_tables_of_many_buckets_stay_cached(triton_device):
     buckets = [tensors(triton_device) for _ in range(60)]
     first = [lion_triton._table(*lists) for lists in buckets]
     assert all(lion_triton._table(*lists) is table for lists, table in zip(buckets, first))
+
+
+def test_a_cpu_tensor_lr_is_read_on_the_host_for_gpu_parameters():
+    """torch's fused AdamW takes a CPU Tensor lr for CUDA parameters as a scalar; the
+    Triton step must not hand the kernel a CPU pointer."""
+    cuda = torch.device('cuda')
+    lr = torch.tensor(1e-3)
+    assert lion_triton._on_device_or_float(lr, cuda) == pytest.approx(1e-3)
+    assert isinstance(lion_triton._on_device_or_float(lr, cuda), float)
+    on_device = torch.tensor(1e-3)
+    assert lion_triton._on_device_or_float(on_device, torch.device('cpu')) is on_device
+    assert lion_triton._on_device_or_float(None, cuda) is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
+def test_cpu_tensor_lr_on_cuda_steps_like_a_float():
+    model, twin = model_and_twin(torch.device('cuda'))
+    tensor_lr = Lion(model.parameters(), lr=torch.tensor(1e-2), fused=True,
+                     decoupled_weight_decay=True, weight_decay=0.1)
+    float_lr = Lion(twin.parameters(), lr=1e-2, foreach=False, decoupled_weight_decay=True,
+                    weight_decay=0.1)
+    x = torch.randn(4, 8, device='cuda')
+    for optimizer, net in ((tensor_lr, model), (float_lr, twin)):
+        net(x).sum().backward()
+        optimizer.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, **FP32)
