@@ -77,7 +77,7 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
                 found_inf: Optional[Tensor] = None) -> None:
     """The Lion step over the lists of real tensors (:func:`mmlion.optim.lion.lion`
     views complex ones as real), in place: one launch per (param dtype, state dtype)
-    pair (two with ``cautious``). ``grad_scale`` divides the gradients; a nonzero
+    pair and alignment (two with ``cautious``). ``grad_scale`` divides the gradients; a nonzero
     ``found_inf`` (a device flag) makes the step write nothing."""
     kernels = TRITON.get()
     if kernels is None:
@@ -94,8 +94,9 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     scalars = _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf)
     for (param_dtype, state_dtype), (ps, gs, ms) in _by_dtype(params, grads, exp_avgs).items():
         with _dense(ps, gs, ms) as (ps, gs, ms):
-            _launch(kernels, ps, gs, ms, param_dtype, state_dtype, scalars,
-                    maximize=maximize, cautious=cautious)
+            for group in _by_alignment(ps, gs, ms):
+                _launch(kernels, *group, param_dtype, state_dtype, scalars,
+                        maximize=maximize, cautious=cautious)
 
 
 def _on_device_or_float(value, device: torch.device):
@@ -115,6 +116,19 @@ def _by_dtype(params, grads, exp_avgs) -> dict:
         for values, t in zip(lists, (p, g, m)):
             values.append(t)
     return groups
+
+
+def _by_alignment(ps, gs, ms) -> list:
+    """The trios whose three tensors start on 16-byte boundaries, then the rest: each
+    list is its own launch, so one tensor at an odd offset (a view, a DDP bucket, an
+    FSDP2 shard) no longer drops every other tensor to narrow loads."""
+    aligned, unaligned = ([], [], []), ([], [], [])
+    for trio in zip(ps, gs, ms):
+        lists = aligned if all(t.data_ptr() % 16 == 0 or t.numel() == 0 for t in trio) \
+            else unaligned
+        for values, t in zip(lists, trio):
+            values.append(t)
+    return [lists for lists in (aligned, unaligned) if lists[0]]
 
 
 class _dense:

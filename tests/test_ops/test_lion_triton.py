@@ -407,3 +407,29 @@ def test_cpu_tensor_lr_on_cuda_steps_like_a_float():
         optimizer.step()
     for a, b in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(a, b, **FP32)
+
+
+def test_an_unaligned_tensor_gets_a_launch_of_its_own(triton_device, monkeypatch):
+    """A view at a 4-byte offset beside aligned tensors: two launches, the aligned ones
+    still with 16-byte loads (ALIGNED=True), and results equal to the for-loop."""
+    gen = torch.Generator().manual_seed(4)
+    storage = [torch.randn(2 * lion_triton.BLOCK + 1, generator=gen).to(triton_device)
+               for _ in range(3)]
+    odd = [t[1:] for t in storage]  # data_ptr 4 bytes past a 16-byte boundary
+    lists = tensors(triton_device)
+    lists = [lst + [o] for lst, o in zip(lists, odd)]
+    loop = cloned(lists)
+    launches = []
+    kernel = TRITON.get().lion_kernel
+
+    class Counting:
+        def __getitem__(self, grid):
+            launched = kernel[grid]
+            return lambda *args, **kwargs: (launches.append(kwargs['ALIGNED']),
+                                            launched(*args, **kwargs))
+    monkeypatch.setattr(TRITON.get(), 'lion_kernel', Counting())
+    lion(*lists, fused=True, **HYPER)
+    _single_tensor_lion(*loop, **HYPER)
+    assert sorted(launches) == [False, True]
+    for a, b in zip(lists[0] + lists[2], loop[0] + loop[2]):
+        torch.testing.assert_close(a, b, **FP32)
