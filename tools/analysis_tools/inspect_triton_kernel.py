@@ -30,7 +30,7 @@ ARGUMENTS = dict(table_ptr='*i64', n_tensors='i32', lr_ptr='*fp32', lr_value='fp
                  decay_value='fp32', beta1='fp32', one_minus_beta1='fp32', beta2='fp32',
                  one_minus_beta2='fp32', grad_scale_ptr='*fp32', skip_ptr='*fp32',
                  agree_ptr='*i64')
-PATTERNS = ['ld.global.v4', 'ld.global.v2', 'st.global.v4', 'st.global.v2']
+PATTERNS = ['ld.global.v4', 'ld.global.v2', 'st.global.v4', 'st.global.v2', 'bar.sync']
 
 
 def compile_ptx(arch: int, param: str, state: str, **flags) -> str:
