@@ -29,7 +29,7 @@ NUM_WARPS = 4
 _TABLE_CACHE_SIZE = 256
 
 _SUPPORTED = (torch.float32, torch.bfloat16, torch.float16)
-_tables: 'OrderedDict[tuple, Tuple[Tensor, int, bool]]' = OrderedDict()
+_tables: 'OrderedDict[tuple, Tuple[Tensor, int]]' = OrderedDict()
 
 
 def available() -> bool:
@@ -94,9 +94,9 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     scalars = _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf)
     for (param_dtype, state_dtype), (ps, gs, ms) in _by_dtype(params, grads, exp_avgs).items():
         with _dense(ps, gs, ms) as (ps, gs, ms):
-            for group in _by_alignment(ps, gs, ms):
+            for aligned, group in _by_alignment(ps, gs, ms):
                 _launch(kernels, *group, param_dtype, state_dtype, scalars,
-                        maximize=maximize, cautious=cautious)
+                        aligned=aligned, maximize=maximize, cautious=cautious)
 
 
 def _on_device_or_float(value, device: torch.device):
@@ -119,16 +119,18 @@ def _by_dtype(params, grads, exp_avgs) -> dict:
 
 
 def _by_alignment(ps, gs, ms) -> list:
-    """The trios whose three tensors start on 16-byte boundaries, then the rest: each
-    list is its own launch, so one tensor at an odd offset (a view, a DDP bucket, an
-    FSDP2 shard) no longer drops every other tensor to narrow loads."""
+    """``(True, lists)`` of the trios whose three tensors start on 16-byte boundaries,
+    then ``(False, lists)`` of the rest: each is its own launch, so one tensor at an odd
+    offset (a view, a DDP bucket, an FSDP2 shard) no longer drops every other tensor to
+    narrow loads."""
     aligned, unaligned = ([], [], []), ([], [], [])
     for trio in zip(ps, gs, ms):
         lists = aligned if all(t.data_ptr() % 16 == 0 or t.numel() == 0 for t in trio) \
             else unaligned
         for values, t in zip(lists, trio):
             values.append(t)
-    return [lists for lists in (aligned, unaligned) if lists[0]]
+    return [(flag, lists) for flag, lists in ((True, aligned), (False, unaligned))
+            if lists[0]]
 
 
 class _dense:
@@ -195,8 +197,8 @@ def _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf) 
 
 
 def _launch(kernels, ps, gs, ms, param_dtype, state_dtype, scalars: dict, *,
-            maximize: bool, cautious: bool) -> None:
-    table, n_blocks, aligned = _table(ps, gs, ms)
+            aligned: bool, maximize: bool, cautious: bool) -> None:
+    table, n_blocks = _table(ps, gs, ms)
     if n_blocks == 0:
         return
     n = len(ps)
@@ -235,9 +237,9 @@ def _triton_dtypes() -> dict:
 
 
 def _table(ps: Sequence[Tensor], gs: Sequence[Tensor],
-           ms: Sequence[Tensor]) -> Tuple[Tensor, int, bool]:
-    """The int64 table the kernels read (see :mod:`.lion_triton_kernels`), the number
-    of programs to launch, and whether every pointer is 16-byte aligned. Tables are
+           ms: Sequence[Tensor]) -> Tuple[Tensor, int]:
+    """The int64 table the kernels read (see :mod:`.lion_triton_kernels`) and the
+    number of programs to launch. Tables are
     cached on the device by their contents, so a training loop whose tensors stay
     put copies nothing to the device after its first steps."""
     pointers = [t.data_ptr() for t in ps] + [t.data_ptr() for t in gs] + \
@@ -253,8 +255,7 @@ def _table(ps: Sequence[Tensor], gs: Sequence[Tensor],
     host = torch.tensor(pointers + numels + starts, dtype=torch.int64,
                         pin_memory=device.type == 'cuda')
     table = host.to(device, non_blocking=True)
-    aligned = all(ptr % 16 == 0 for ptr, n in zip(pointers, numels * 3) if n)
-    cached = _tables[key] = (table, starts[-1], aligned)
+    cached = _tables[key] = (table, starts[-1])
     if len(_tables) > _TABLE_CACHE_SIZE:
         _tables.popitem(last=False)
     return cached

@@ -62,14 +62,15 @@ class _NonFiniteGuardMixin:
             self._clip_grad()
         params = [p for g in self.optimizer.param_groups for p in g['params']
                   if p.grad is not None]
+        grads = [p.grad for p in params]
         guards_on_device = getattr(self.optimizer, 'guards_on_device', None)
         if params and guards_on_device is not None and guards_on_device():
             # The fused GPU step skips on the verdict as a device flag: no host sync.
             skip = self.nonfinite_guard.skip_flag_on_device(
-                [p.grad for p in params], self.max_consecutive_skips, norm=self._clip_result)
+                grads, self.max_consecutive_skips, norm=self._clip_result)
             self.optimizer.step(skip_if=skip, **kwargs)
         elif self.nonfinite_guard.should_step(
-                [p.grad for p in params], self.max_consecutive_skips, norm=self._clip_result,
+                grads, self.max_consecutive_skips, norm=self._clip_result,
                 describe=lambda i: self._param_names.get(id(params[i]), 'a parameter')):
             self.optimizer.step(**kwargs)
         self._log_skips()

@@ -164,11 +164,7 @@ class Lion(Optimizer):
         """Whether a GradScaler hands this step its ``grad_scale`` and ``found_inf``
         instead of unscaling itself: when every group asked for the fused
         implementation, as for torch's fused AdamW."""
-        if not all(group['fused'] for group in self.param_groups):
-            return False  # cheap, and the answer: only fused=True hands off
-        implementation = self._implementation()
-        return (implementation is not None and implementation.name == 'fused'
-                and not implementation.automatic)
+        return self._fused_implementation() is not None
 
     def state_dict(self) -> dict:
         """torch's state dict, with ``state_dtype`` as its name ('bfloat16'): only
@@ -237,7 +233,7 @@ class Lion(Optimizer):
             found_inf = skip_if if found_inf is None else (found_inf != 0) | (skip_if != 0)
         if first['skip_nonfinite']:
             located = self._located_grads()
-            if located and self._steps_on_device():
+            if located and self.guards_on_device():
                 found_inf = self.nonfinite_guard.skip_flag_on_device(
                     [p.grad for _, p in located], first['max_consecutive_skips'],
                     found_inf=found_inf)
@@ -258,9 +254,12 @@ class Lion(Optimizer):
                      found_inf=found_inf)
         return loss
 
-    def _implementation(self) -> Optional[Implementation]:
-        """The implementation every group resolves to (:mod:`.implementation`), or
-        None when the groups resolve differently or hold no parameters."""
+    def _fused_implementation(self) -> Optional[Implementation]:
+        """The implementation (:mod:`.implementation`) when every group asked for
+        ``fused=True`` and they all resolve alike, else None; a group without it answers
+        at once (this runs every step, over thousands of paramwise groups)."""
+        if not all(group['fused'] for group in self.param_groups):
+            return None
         found = None
         for group in self.param_groups:
             if not group['params']:
@@ -275,14 +274,7 @@ class Lion(Optimizer):
         """True when the step runs the fused GPU kernel, which skips on a flag on the
         device: a guard then hands it its verdict as ``step(skip_if=flag)`` instead of
         deciding on the host (no sync)."""
-        return self._steps_on_device()
-
-    def _steps_on_device(self) -> bool:
-        """True when the step runs the Triton kernel: it skips on a flag on the device,
-        so the guard need not sync."""
-        if not all(group['fused'] for group in self.param_groups):
-            return False  # cheap, and the answer: only fused=True runs the Triton kernel
-        implementation = self._implementation()
+        implementation = self._fused_implementation()
         return implementation is not None and implementation.on_device
 
     def _located_grads(self) -> List[tuple]:

@@ -100,11 +100,11 @@ class ZeroRedundancyOptimizer(TorchZero):
         return state_dict
 
     def load_state_dict(self, state_dict) -> None:
-        state_dict = dict(state_dict)
-        counts = state_dict.pop(STATE_KEY, None)
         guard = getattr(self.optim, 'nonfinite_guard', None)
-        if counts is not None and guard is not None:
-            guard.load_state_dict(counts)
+        if guard is not None:  # the inner guard takes its counts, if the dict has any
+            state_dict = guard.load_from(state_dict)
+        else:
+            state_dict = {k: v for k, v in state_dict.items() if k != STATE_KEY}
         super().load_state_dict(state_dict)
 
 

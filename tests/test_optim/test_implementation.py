@@ -54,8 +54,8 @@ def test_grad_scaler_hand_off_follows_every_groups_implementation(groups, defaul
     assert copy.deepcopy(optimizer)._step_supports_amp_scaling is hands_off
 
 
-def test_steps_on_device_asks_the_same_resolver(monkeypatch):
+def test_guards_on_device_asks_the_same_resolver(monkeypatch):
     optimizer = Lion([param()], fused=True)
-    assert not optimizer._steps_on_device()
+    assert not optimizer.guards_on_device()
     monkeypatch.setattr(lion_triton, 'DEVICE_TYPES', {'cuda', 'cpu'})
-    assert optimizer._steps_on_device()
+    assert optimizer.guards_on_device()
