@@ -10,6 +10,7 @@ import zipfile
 import torch
 from mmengine.config import Config
 
+from mmlion.engine.lr_scaling import check_auto_scale_lr
 from mmlion.engine.mmengine_fixes import is_local_path
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
 from mmlion.optim.validation import foreign_state_owner
@@ -243,5 +244,13 @@ def _check_resume(cfg: Config) -> None:
 def check_config(cfg: Config) -> None:
     """Raise :class:`ConfigError` for settings that cannot train; touches no file."""
     _check_optimizer(cfg)
+    _check_auto_scale_lr(cfg)
     _check_data(cfg)
     _check_resume(cfg)
+
+
+def _check_auto_scale_lr(cfg: Config) -> None:
+    try:
+        check_auto_scale_lr(cfg.get('auto_scale_lr'))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None

@@ -108,6 +108,17 @@ def _resume_replays_data() -> bool:
     return not source or re.search(r'for _ in range\(self\._iter\):\s*next\(', source) is not None
 
 
+def _scales_linearly_only() -> bool:
+    from mmengine._strategy.base import BaseStrategy
+    from mmengine.runner import Runner
+    from mmlion.engine import lr_scaling
+    if Runner.scale_lr is lr_scaling.runner_scale_lr:  # installed already: ask MMEngine's
+        sources = [_source(m) for m in lr_scaling._MMENGINE_METHODS.values()]
+    else:
+        sources = [_source(Runner.scale_lr), _source(BaseStrategy._scale_lr)]
+    return any(re.search(r"""auto_scale_lr(\.get\(|\[)['"]rule""", s) is None for s in sources)
+
+
 WORKAROUNDS: Dict[str, Workaround] = {
     'safe_load': Workaround(
         'mmengine 0.10.7 with torch >= 2.6 (weights_only=True by default)',
@@ -161,6 +172,13 @@ WORKAROUNDS: Dict[str, Workaround] = {
         'IterBasedTrainLoop resumed at iteration n loads and augments n batches only to '
         'throw them away. Fix: mmlion.engine.resume.resumed_data skips their indices.',
         _resume_replays_data),
+    'lr_scaling': Workaround(
+        'mmengine 0.10.7 (and onedl-mmengine 0.10.12)',
+        'auto_scale_lr scales every lr linearly with world size x per-process batch: too '
+        "fast for Lion's sign update, and blind to accumulative_counts. Fix: "
+        'mmlion.engine.lr_scaling (a named rule, square root for Lion, the effective '
+        'batch counted; other optimizers without a rule keep MMEngine\'s code).',
+        _scales_linearly_only),
 }
 
 
@@ -255,11 +273,15 @@ def _register_lion() -> None:
 
 
 def apply_at_import() -> None:
-    """What ``import mmlion`` changes in MMEngine and torch (idempotent)."""
+    """What ``import mmlion`` changes in MMEngine and torch (idempotent): the name
+    'Lion', torch's safe-load globals, and ``auto_scale_lr``'s rule."""
     needed('lion_name')  # the verdict before mmlion's Lion takes the name
     _register_lion()
     if needed('safe_load'):
         _allow_mmengine_checkpoints()
+    if needed('lr_scaling'):
+        from mmlion.engine import lr_scaling
+        lr_scaling.install()
 
 
 # -- private MMEngine code mmlion relies on, named once -------------------------------

@@ -8,7 +8,7 @@ import pytest
 from mmengine.config import Config
 
 from helpers import ROOT, load_tool, png_size
-from projects.lion_evidence.tools import batch_size_digits as batch_size
+from projects.lion_evidence.tools import batch_size_sweep as batch_size
 from projects.lion_evidence.tools import convergence_digits as convergence
 
 compare_runs = load_tool('tools/analysis_tools/compare_runs.py')
@@ -47,23 +47,30 @@ def test_convergence_check_and_compare_runs(tmp_path, capsys):
 @pytest.mark.slow
 def test_batch_size_sweep_and_lfw_runs(tmp_path, capsys):
     """The evidence scripts, shortened: one batch size of the digits sweep (lr scaled
-    from batch 32, so batch 256 trains at 8x) and one seed of the LFW subset."""
-    results = batch_size.main(['--batch-sizes', '256', '--seeds', '0', '--epochs', '2',
+    from batch 32 by each rule, so batch 128 trains Lion at 1x, 4x and 2x) and one seed
+    of the LFW subset."""
+    results = batch_size.main(['--batch-sizes', '128', '--seeds', '0', '--epochs', '2',
                                '--work-dir', str(tmp_path / 'sweep'),
                                '--plot', str(tmp_path / 'batch.png')])
     printed = capsys.readouterr().out
-    assert '| 256 | AdamW |' in printed and '| 256 | Lion (converted) |' in printed
+    for name in ('AdamW (linear)', 'Lion (none)', 'Lion (linear)', 'Lion (sqrt)'):
+        assert f'| 128 | {name} |' in printed
+    assert "### Lion's val accuracy minus AdamW's" in printed
     for name, by_batch in results.items():
-        assert sorted(by_batch) == [256]
-        assert all(0.5 < run['val_accuracy'] <= 1 for runs in by_batch.values()
+        assert sorted(by_batch) == [128]
+        assert all(0.1 < run['val_accuracy'] <= 1 for runs in by_batch.values()
                    for run in runs), (name, by_batch)
     assert png_size(tmp_path / 'batch.png') == (1100, 420)
-    log = glob.glob(str(tmp_path / 'sweep' / 'lion_b256_seed0' / '*' / 'vis_data' /
-                        'scalars.json'))[0]
-    with open(log) as f:
-        lrs = [json.loads(line)['lr'] for line in f if '"lr"' in line]
     lion_lr = Config.fromfile(osp.join(ROOT, convergence.CONFIGS['Lion (converted)']))
-    assert max(lrs) == pytest.approx(lion_lr.optim_wrapper.optimizer.lr * 256 / 32, rel=0.05)
+    for rule, factor in (('none', 1), ('linear', 128 / 32), ('sqrt', (128 / 32) ** 0.5)):
+        log = glob.glob(str(tmp_path / 'sweep' / f'lion_{rule}_b128_seed0' / '*' /
+                            'vis_data' / 'scalars.json'))[0]
+        with open(log) as f:
+            lrs = [json.loads(line)['lr'] for line in f if '"lr"' in line]
+        assert max(lrs) == pytest.approx(lion_lr.optim_wrapper.optimizer.lr * factor,
+                                         rel=0.05), rule
+    with pytest.raises(SystemExit):  # LFW has 150 training images
+        batch_size.parse_args(['--task', 'lfw', '--batch-sizes', '256'])
 
     lfw = convergence.main(['--task', 'lfw', '--seeds', '0', '--epochs', '3',
                             '--report', '3', '--work-dir', str(tmp_path / 'lfw')])

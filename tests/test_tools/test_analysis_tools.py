@@ -212,12 +212,19 @@ def test_converter_table_and_warnings(tmp_path, capsys):
     assert '| weight_decay | 0.05 | 0.5 |' in printed
     assert '| betas | (0.9, 0.999) | (0.95, 0.98) |' in printed
     assert 'total batch size: 16' in printed and 'below 64' in printed
-    # The converted demo is the shipped Lion demo's recipe.
-    shipped = Config.fromfile(DEMO).optim_wrapper
-    converted = Config.fromfile(out).optim_wrapper
+    # Lion's scaling rule, from the batch the AdamW recipe was tuned for.
+    assert '| auto_scale_lr.rule | MMEngine\'s linear | sqrt |' in printed
+    assert Config.fromfile(out).auto_scale_lr == dict(enable=False, base_batch_size=16,
+                                                      rule='sqrt')
+    # The default conversion is the shipped Lion demo's recipe.
+    default = converter.main([adamw, '--out', str(tmp_path / 'default.py')])
+    shipped, converted = Config.fromfile(DEMO), Config.fromfile(default)
     for key in ('lr', 'weight_decay', 'betas'):
-        assert converted.optimizer[key] == pytest.approx(shipped.optimizer[key])
-    assert _unscoped(converted.paramwise_cfg) == _unscoped(shipped.paramwise_cfg)
+        assert converted.optim_wrapper.optimizer[key] == pytest.approx(
+            shipped.optim_wrapper.optimizer[key])
+    assert _unscoped(converted.optim_wrapper.paramwise_cfg) == \
+        _unscoped(shipped.optim_wrapper.paramwise_cfg)
+    assert converted.auto_scale_lr.base_batch_size == shipped.auto_scale_lr.base_batch_size
     with pytest.raises(ValueError, match=r"optim_wrapper.optimizer.type='Lion'.*knows"):
         converter.main([DEMO, '--out', str(tmp_path / 'x.py')])
     with pytest.raises(FileNotFoundError, match="CONFIG='nope.py'"):

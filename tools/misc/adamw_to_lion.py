@@ -18,6 +18,9 @@ What the converter does:
   * betas (0.9, 0.99), or (0.95, 0.98) with --stable; eps and amsgrad dropped;
   * every lr-valued scheduler field (eta_min, eta_max, max_lr, min_value of lr
     schedulers) scaled like lr; factors and ratios kept;
+  * auto_scale_lr: the total batch the lr was tuned for (base_batch_size), and Lion's
+    rule (rule='sqrt', mmlion.engine.lr_scaling): --auto-scale-lr then scales the lr by
+    the square root of the batch ratio, not linearly as for AdamW;
   * paramwise_cfg, clip_grad, the OptimWrapper type and everything else inherited.
 It prints a table of what changed and why, and loads the new config to check it. It
 never replaces a file it did not write (the stamp rule of mmlion.utils.ownership).
@@ -155,8 +158,19 @@ def convert(cfg: Config, ratio: float, stable: bool):
     return optimizer, new_schedulers, rows, warnings
 
 
+def scaling_rule(cfg: Config, batch: int) -> Tuple[dict, tuple]:
+    """The converted config's auto_scale_lr, and its row of the table."""
+    from mmlion.engine.lr_scaling import LION_DEFAULT_RULE
+    before = (cfg.get('auto_scale_lr') or {}).get('rule', "MMEngine's linear")
+    scale = dict(base_batch_size=batch, rule=LION_DEFAULT_RULE) if batch > 0 else \
+        dict(rule=LION_DEFAULT_RULE)
+    return scale, ('auto_scale_lr.rule', str(before), LION_DEFAULT_RULE,
+                   "Lion's sign step is the full lr: --auto-scale-lr scales it by the square "
+                   'root of the batch ratio (docs/evidence.md)')
+
+
 def render(base: str, imports: List[str], optimizer: dict, schedulers: Optional[list],
-           ratio: float, stable: bool, source: str) -> str:
+           ratio: float, stable: bool, source: str, auto_scale_lr: dict) -> str:
     lines = [
         f'# Converted from {source}',
         f'# by tools/misc/adamw_to_lion.py --lr-ratio {ratio:g}{" --stable" if stable else ""}:',
@@ -177,6 +191,9 @@ def render(base: str, imports: List[str], optimizer: dict, schedulers: Optional[
         for s in schedulers:
             lines.append(f'    dict({", ".join(f"{k}={v!r}" for k, v in s.items())}),')
         lines.append(']')
+    scale = ', '.join(f'{k}={v!r}' for k, v in auto_scale_lr.items())
+    lines += ["# --auto-scale-lr scales the lr from base_batch_size by Lion's rule.",
+              f'auto_scale_lr = dict({scale})']
     return '\n'.join(lines) + '\n'
 
 
@@ -239,6 +256,8 @@ def main(argv=None) -> str:
     if not 3 <= args.lr_ratio <= 10:
         warnings.append(f'--lr-ratio {args.lr_ratio:g} is outside the paper\'s 3-10')
     optimizer, schedulers, rows, conversion_warnings = convert(cfg, args.lr_ratio, args.stable)
+    auto_scale_lr, scaling_row = scaling_rule(cfg, batch)
+    rows.append(scaling_row)
     warnings = conversion_warnings + warnings
     out = args.out or default_out(path, spec, args.lr_ratio)
     base = spec if '::' in spec else osp.relpath(path, osp.dirname(osp.abspath(out)))
@@ -247,7 +266,8 @@ def main(argv=None) -> str:
     if 'mmlion' not in imports:
         imports.append('mmlion')
     shown = spec if '::' in spec else osp.relpath(path)
-    text = render(base, imports, optimizer, schedulers, args.lr_ratio, args.stable, shown)
+    text = render(base, imports, optimizer, schedulers, args.lr_ratio, args.stable, shown,
+                  auto_scale_lr)
     from mmlion.utils.ownership import NotOwnedError, write_owned
     try:  # replaces only a config this tool wrote before
         write_owned(text.encode(), out)

@@ -1,0 +1,198 @@
+"""``auto_scale_lr`` with a rule that fits the optimizer, and the batch that is really
+used.
+
+MMEngine scales every learning rate linearly, ``lr * real_batch / base_batch_size``, with
+``real_batch`` = world size x per-process batch. Two things are wrong with that for
+Lion:
+
+* **The rule.** Lion's update is a sign: its size is ``lr`` whatever the gradient noise,
+  so the linear rule, derived for SGD, grows Lion's step as fast as the batch. The
+  square-root rule (Malladi et al. 2022 for Adam-type methods; Li et al. 2024, "Surge
+  phenomenon", for sign-based ones) grows it by the square root; mmlion's batch-size
+  evidence (docs/evidence.md) picks it as Lion's default.
+* **The batch.** ``accumulative_counts`` steps the optimizer once per that many batches,
+  so the batch each update sees is that many times larger; MMEngine ignores it.
+
+A config names the rule::
+
+    auto_scale_lr = dict(enable=False, base_batch_size=256, rule='sqrt')
+
+``rule`` is ``'linear'`` or ``'sqrt'``. Without it, a wrapper whose optimizer is Lion
+gets :data:`LION_DEFAULT_RULE` and any other optimizer MMEngine's own linear rule, run
+by MMEngine's own code (so an AdamW config behaves as it always did). Weight decay is
+left as it is, so ``lr * weight_decay`` scales with the lr: Lion's decoupled decay
+bounds every weight to ``1 / weight_decay`` in magnitude (Chen et al. 2023b, "Lion
+secretly solves constrained optimization"), a bound that should not move with the
+batch, and AdamW's twin, scaled by MMEngine, treats its decay the same way.
+
+The Runner (and the FlexibleRunner's strategies) call :func:`runner_scale_lr` (and
+:func:`strategy_scale_lr`) in place of MMEngine's methods; ``import mmlion`` installs
+them (:mod:`mmlion.engine.mmengine_fixes`, workaround ``'lr_scaling'``).
+"""
+import math
+from typing import Callable, Dict, NamedTuple, Optional
+
+__all__ = ['RULES', 'LION_DEFAULT_RULE', 'check_auto_scale_lr', 'Scaling', 'plan_scaling',
+           'install', 'runner_scale_lr', 'strategy_scale_lr']
+
+# rule name: lr factor as a function of (effective batch / base batch)
+RULES: Dict[str, Callable[[float], float]] = {
+    'linear': lambda ratio: ratio,
+    'sqrt': math.sqrt,
+}
+LION_DEFAULT_RULE = 'sqrt'
+KEYS = ('enable', 'base_batch_size', 'rule')
+
+
+def check_auto_scale_lr(auto_scale_lr, key: str = 'auto_scale_lr') -> None:
+    """Raise ``ValueError`` naming the key and value for a setting the rule cannot use."""
+    if auto_scale_lr is None:
+        return
+    if not isinstance(auto_scale_lr, dict):
+        raise ValueError(f'{key} must be a dict such as dict(base_batch_size=256), '
+                         f'got {auto_scale_lr!r}')
+    unknown = sorted(set(auto_scale_lr) - set(KEYS))
+    if unknown:
+        raise ValueError(f'{key} has unknown keys {unknown}; it takes {list(KEYS)}')
+    enable = auto_scale_lr.get('enable', False)
+    if not isinstance(enable, bool):
+        raise ValueError(f'{key}.enable must be True or False, got {enable!r}')
+    if 'base_batch_size' not in auto_scale_lr:
+        if enable:
+            raise ValueError(f'{key}.base_batch_size is missing: the total batch the '
+                             'config\'s lr was tuned for')
+    else:
+        base = auto_scale_lr['base_batch_size']
+        if isinstance(base, bool) or not isinstance(base, (int, float)) or \
+                not math.isfinite(base) or base <= 0:
+            raise ValueError(f'{key}.base_batch_size must be a positive number (the total '
+                             f'batch the lr was tuned for), got {base!r}')
+    rule = auto_scale_lr.get('rule')
+    if rule is not None and rule not in RULES:
+        raise ValueError(f'{key}.rule must be one of {sorted(RULES)} (or left out: '
+                         f"{LION_DEFAULT_RULE!r} for Lion, 'linear' otherwise), got {rule!r}")
+
+
+def is_lion(optimizer) -> bool:
+    """mmlion's Lion, alone or inside mmlion's ZeroRedundancyOptimizer."""
+    from mmlion.optim import Lion
+    inner = getattr(optimizer, 'optim', None)  # ZeroRedundancyOptimizer's local optimizer
+    return isinstance(optimizer, Lion) or isinstance(inner, Lion)
+
+
+class Scaling(NamedTuple):
+    rule: str
+    why: str              # where the rule came from
+    effective_batch: int  # world size x per-process batch x accumulated steps
+    base_batch: float
+    factor: float         # every lr of the wrapper is multiplied by it
+
+    def describe(self, world_size: int, batch_size: int, accumulation: int,
+                 name: str = '') -> str:
+        return (f'auto_scale_lr{name}: effective batch {self.effective_batch} = '
+                f'{world_size} process(es) x {batch_size} per process x {accumulation} '
+                f'accumulated step(s), tuned for {self.base_batch:g}; rule '
+                f'{self.rule!r} ({self.why}): lr x {self.factor:.6g}; weight decay '
+                f'unchanged, so lr * weight_decay also x {self.factor:.6g}')
+
+
+MMENGINE_RULE = "MMEngine's rule: no auto_scale_lr.rule, and not Lion"
+
+
+def plan_scaling(auto_scale_lr: dict, optimizer, world_size: int, batch_size: int,
+                 accumulation: int = 1) -> Scaling:
+    """How one wrapper's lrs scale."""
+    check_auto_scale_lr(auto_scale_lr)
+    rule = auto_scale_lr.get('rule')
+    if rule is not None:
+        why = 'auto_scale_lr.rule'
+    elif is_lion(optimizer):
+        rule, why = LION_DEFAULT_RULE, "Lion's default: its update is a sign"
+    else:
+        rule, why = 'linear', MMENGINE_RULE
+    effective = world_size * batch_size * accumulation
+    base = auto_scale_lr['base_batch_size']
+    return Scaling(rule, why, effective, base, RULES[rule](effective / base))
+
+
+# -- in place of MMEngine's Runner.scale_lr and BaseStrategy._scale_lr ------------------
+_MMENGINE_METHODS: Dict[str, Callable] = {}  # filled by install(): MMEngine's originals
+
+
+def install() -> None:
+    """Make the Runner and the FlexibleRunner's strategies scale with this module's rule
+    (idempotent)."""
+    from mmengine._strategy.base import BaseStrategy
+    from mmengine.runner import Runner
+    if not _MMENGINE_METHODS:
+        _MMENGINE_METHODS['runner'] = Runner.scale_lr
+        _MMENGINE_METHODS['strategy'] = BaseStrategy._scale_lr
+    Runner.scale_lr = runner_scale_lr
+    BaseStrategy._scale_lr = strategy_scale_lr
+
+
+def _wrappers(optim_wrapper) -> Dict[str, object]:
+    from mmengine.optim import OptimWrapperDict
+    if isinstance(optim_wrapper, OptimWrapperDict):
+        return dict(optim_wrapper.items())
+    return {'': optim_wrapper}
+
+
+def _schedulers_built(schedulers) -> bool:
+    from mmengine.optim.scheduler import _ParamScheduler
+    if isinstance(schedulers, dict):
+        return 'type' not in schedulers and any(map(_schedulers_built, schedulers.values()))
+    if isinstance(schedulers, list):
+        return any(map(_schedulers_built, schedulers))
+    return isinstance(schedulers, _ParamScheduler)
+
+
+def _scale(owner, optim_wrapper, auto_scale_lr: dict, batch_size, mmengine_method) -> None:
+    """Scale each wrapper's lrs by its own plan; hand back to MMEngine's method where no
+    wrapper has one."""
+    wrappers = _wrappers(optim_wrapper)
+    if all(plan_scaling(auto_scale_lr, w.optimizer, 1, 1).why == MMENGINE_RULE
+           for w in wrappers.values()):
+        return mmengine_method()  # an AdamW (or SGD...) config behaves as it always did
+    if _schedulers_built(getattr(owner, 'param_schedulers', None)):
+        raise RuntimeError('auto_scale_lr must scale the lr before the parameter schedulers '
+                           'are built: they store the initial lr')
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f'auto_scale_lr needs train_dataloader.batch_size (a positive int, '
+                         f'the batch of one process), got {batch_size!r}')
+    world_size = owner.world_size
+    for name, wrapper in wrappers.items():
+        accumulation = getattr(wrapper, '_accumulative_counts', 1)
+        plan = plan_scaling(auto_scale_lr, wrapper.optimizer, world_size, batch_size,
+                            accumulation)
+        owner.logger.info(plan.describe(world_size, batch_size, accumulation,
+                                        f'[{name}]' if name else ''))
+        for group in wrapper.optimizer.param_groups:
+            group['lr'] = group['lr'] * plan.factor
+
+
+def _enabled(auto_scale_lr) -> bool:
+    return bool(auto_scale_lr) and auto_scale_lr.get('enable', False)
+
+
+def runner_scale_lr(self, optim_wrapper, auto_scale_lr: Optional[dict] = None) -> None:
+    """``Runner.scale_lr`` with the rule of this module."""
+    check_auto_scale_lr(auto_scale_lr)
+    if not _enabled(auto_scale_lr):
+        return None
+    loader = self._train_dataloader
+    batch_size = loader.get('batch_size') if isinstance(loader, dict) else loader.batch_size
+    _scale(self, optim_wrapper, auto_scale_lr, batch_size,
+           lambda: _MMENGINE_METHODS['runner'](self, optim_wrapper, auto_scale_lr))
+
+
+def strategy_scale_lr(self) -> None:
+    """``BaseStrategy._scale_lr`` (the FlexibleRunner's) with the rule of this module."""
+    auto_scale_lr = self._auto_scale_lr
+    check_auto_scale_lr(auto_scale_lr)
+    if not _enabled(auto_scale_lr):
+        return None
+    _scale(self, self.optim_wrapper, auto_scale_lr,
+           self.dispatch_kwargs.get('train_micro_batch_size_per_gpu'),
+           lambda: _MMENGINE_METHODS['strategy'](self))
+
