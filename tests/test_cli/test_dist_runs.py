@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from helpers import (ROOT, ZERO, assert_bitwise_equal, free_port, kill_and_resume, load,
-                     run_tool, tool_env, write_config)
+                     run_tool, tool_env, train, write_config)
 
 pytestmark = pytest.mark.slow
 
@@ -58,3 +58,16 @@ def test_two_nodes_equal_one_node_with_two_processes(tmp_path, ddp_straight):
     for node, out in zip(nodes, outs):
         assert node.returncode == 0, out[-3000:]
     assert_bitwise_equal(ddp_straight, load(work_dir / 'epoch_3.pth'), 'two nodes')
+
+
+def test_auto_scale_lr_counts_processes_and_accumulation(tmp_path):
+    """tools/dist_train.sh CONFIG 2 --auto-scale-lr: Lion's lr scales by the square root
+    of (2 processes x 4 per process x 3 accumulated steps) / 8."""
+    config = write_config(tmp_path, 'scaled', nproc=2)
+    work_dir = tmp_path / 'scaled'
+    out = train(config, work_dir, '--auto-scale-lr', '--cfg-options', 'train_cfg.max_epochs=1',
+                'auto_scale_lr.base_batch_size=8', nproc=2, port=free_port())
+    assert ("effective batch 24 = 2 process(es) x 4 per process x 3 accumulated step(s), "
+            "tuned for 8; rule 'sqrt'") in out, out[-3000:]
+    groups = load(work_dir / 'epoch_1.pth')['optimizer']['param_groups']
+    assert [g['initial_lr'] for g in groups] == [pytest.approx(1e-3 * 3 ** 0.5)] * len(groups)

@@ -4,6 +4,7 @@ intended warmup-plus-cosine curve."""
 import glob
 import math
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from mmengine.registry import MODELS, PARAM_SCHEDULERS, init_default_scope
 from mmengine.utils import import_modules_from_strings
 
 from helpers import ROOT, torchvision_or_skip
+from mmlion.engine.lr_scaling import LION_DEFAULT_RULE, check_auto_scale_lr
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
 
 LEAVES = sorted(glob.glob(osp.join(ROOT, 'configs', 'lion', '**', '*.py'), recursive=True)
@@ -242,3 +244,17 @@ def test_every_lion_recipe_stops_a_run_that_goes_non_finite(path):
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     expected = UNGUARDED.get(osp.basename(path), 'mmlion.GuardedOptimWrapper')
     assert wrapper in (expected, expected.replace('Optim', 'AmpOptim')), wrapper
+
+
+@pytest.mark.parametrize('path', LION_LEAVES, ids=rel)
+def test_recipes_state_the_batch_their_lr_was_tuned_for(path):
+    """auto_scale_lr.base_batch_size is the total batch the file name states (``8xb32``:
+    256), so --auto-scale-lr scales from the right batch, by Lion's rule."""
+    cfg = Config.fromfile(path)
+    name = re.search(r'_(\d+)xb(\d+)[-_]', osp.basename(path))
+    processes, per_process = map(int, name.groups())
+    assert cfg.auto_scale_lr.base_batch_size == processes * per_process
+    assert cfg.train_dataloader.batch_size == per_process
+    check_auto_scale_lr(cfg.auto_scale_lr)
+    rule = cfg.auto_scale_lr.get('rule', LION_DEFAULT_RULE)
+    assert rule == LION_DEFAULT_RULE, f'{rel(path)} scales by {rule!r}'

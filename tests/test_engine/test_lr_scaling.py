@@ -1,0 +1,97 @@
+"""auto_scale_lr's rule (mmlion.engine.lr_scaling) through real Runners built from a
+config with tools/train.py's --auto-scale-lr: per-process batch, accumulation and both
+rules, Lion's default, and MMEngine's own rule left to other optimizers. The world size
+is counted in tests/test_cli/test_dist_runs.py (two real processes)."""
+import math
+import sys
+
+import pytest
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from helpers import load_tool, write_config
+from mmlion.engine import lr_scaling
+
+train_tool = load_tool('tools/train.py')
+LR = 1e-3
+ADAMW = dict(_delete_=True, type='AdamW', lr=LR, weight_decay=0.01)
+
+
+def run_with_auto_scale_lr(tmp_path, monkeypatch, options, adamw=False):
+    """tools/train.py's command line with --auto-scale-lr and ``options`` (its
+    --cfg-options), then a real Runner trains one epoch; returns (its optimizer's param
+    groups, the log)."""
+    config = write_config(tmp_path, 'toy')
+    monkeypatch.setattr(sys, 'argv', [
+        'train.py', config, '--auto-scale-lr', '--work-dir', str(tmp_path / 'work'),
+        '--cfg-options', 'train_cfg.max_epochs=1', *(f'{k}={v}' for k, v in options.items())])
+    cfg = train_tool.merge_args(Config.fromfile(config), train_tool.parse_args())
+    cfg.merge_from_dict(dict(val_cfg=None, val_dataloader=None, val_evaluator=None))
+    if adamw:
+        cfg.merge_from_dict({'optim_wrapper.optimizer': ADAMW})
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    with open(runner.logger.log_file) as f:
+        log = f.read()
+    return runner.optim_wrapper.optimizer.param_groups, log
+
+
+# (optimizer, rule, per-process batch, accumulation, base batch, lr factor)
+CASES = [
+    ('Lion', None, 4, 3, 3, math.sqrt(4 * 3 / 3)),   # Lion's default; accumulation counted
+    ('Lion', 'sqrt', 8, 1, 2, 2.0),
+    ('Lion', 'linear', 4, 3, 6, 2.0),
+    ('Lion', 'linear', 2, 1, 8, 0.25),                # a smaller batch lowers the lr
+    ('AdamW', 'sqrt', 4, 1, 1, 2.0),                  # any optimizer may name a rule
+    ('AdamW', None, 4, 3, 2, 2.0),                    # MMEngine's rule, as MMEngine has it
+]
+
+
+@pytest.mark.parametrize('optimizer,rule,batch,accumulation,base,factor', CASES)
+def test_runner_scales_by_the_rule(optimizer, rule, batch, accumulation, base, factor,
+                                   tmp_path, monkeypatch):
+    options = {'auto_scale_lr.base_batch_size': base, 'train_dataloader.batch_size': batch,
+               'optim_wrapper.accumulative_counts': accumulation}
+    if rule is not None:
+        options['auto_scale_lr.rule'] = rule
+    groups, log = run_with_auto_scale_lr(tmp_path, monkeypatch, options,
+                                         adamw=optimizer == 'AdamW')
+    lrs = [g['initial_lr'] for g in groups]  # what the schedulers start from
+    assert lrs and all(lr == pytest.approx(LR * factor, rel=1e-12) for lr in lrs), lrs
+    if optimizer == 'AdamW' and rule is None:  # MMEngine's own code, its own log line
+        assert f'Scaling the original LR by {factor}' in log
+        assert 'accumulated step' not in log
+    else:
+        expected_rule = rule or lr_scaling.LION_DEFAULT_RULE
+        assert (f'effective batch {batch * accumulation} = 1 process(es) x {batch} per '
+                f'process x {accumulation} accumulated step(s), tuned for {base}; rule '
+                f'{expected_rule!r}') in log
+        assert f'lr x {factor:.6g}' in log
+
+
+def test_weight_decay_is_held(tmp_path, monkeypatch):
+    """The lr doubles, the weight decay stays: lr * weight_decay doubles with it."""
+    groups, log = run_with_auto_scale_lr(tmp_path, monkeypatch, {
+        'auto_scale_lr.base_batch_size': 1, 'train_dataloader.batch_size': 4, 'optim_wrapper.accumulative_counts': 1})
+    decay = Config.fromfile(write_config(tmp_path, 'again')).optim_wrapper.optimizer
+    assert [(g['initial_lr'], g['weight_decay']) for g in groups] == \
+        [(pytest.approx(LR * 2), decay.weight_decay)] * len(groups)
+    assert 'weight decay unchanged, so lr * weight_decay also x 2' in log
+
+
+def test_plan_and_check_without_a_runner():
+    plan = lr_scaling.plan_scaling(dict(base_batch_size=256), None, world_size=8,
+                                   batch_size=64, accumulation=2)
+    assert (plan.rule, plan.effective_batch, plan.factor) == ('linear', 1024, 4.0)
+    assert plan.why == lr_scaling.MMENGINE_RULE
+    for bad, says in [(dict(base_batch_size=-1), 'base_batch_size'),
+                      (dict(base_batch_size=True), 'base_batch_size'),
+                      (dict(base_batch_size=float('nan')), 'base_batch_size'),
+                      (dict(enable=True), 'base_batch_size is missing'),
+                      (dict(enable='yes', base_batch_size=8), 'enable'),
+                      (dict(base_batch_size=8, rule='Sqrt'), "'Sqrt'"),
+                      ([16], 'must be a dict')]:
+        with pytest.raises(ValueError, match=says):
+            lr_scaling.check_auto_scale_lr(bad)
+    lr_scaling.check_auto_scale_lr(None)
+    lr_scaling.check_auto_scale_lr(dict(enable=False))  # nothing to scale, nothing needed
