@@ -11,7 +11,7 @@ the tests use it, by adding ``'cpu'`` to :data:`DEVICE_TYPES`, where no GPU is.
 """
 from collections import OrderedDict
 from itertools import accumulate
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -74,29 +74,72 @@ def untaken(params: Sequence[Tensor], grads: Sequence[Tensor],
 def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
                 lr, beta1: float, beta2: float, weight_decay: float, initial_lr,
                 maximize: bool, cautious: bool, grad_scale: Optional[Tensor] = None,
-                found_inf: Optional[Tensor] = None) -> None:
+                found_inf: Optional[Tensor] = None, host_plan: Optional[dict] = None) -> None:
     """The Lion step over the lists of real tensors (:func:`mmlion.optim.lion.lion`
     views complex ones as real), in place: one launch per (param dtype, state dtype)
-    pair and alignment (two with ``cautious``). ``grad_scale`` divides the gradients; a nonzero
-    ``found_inf`` (a device flag) makes the step write nothing."""
+    pair and alignment (two with ``cautious``). ``grad_scale`` divides the gradients; a
+    nonzero ``found_inf`` (a device flag) makes the step write nothing.
+
+    ``host_plan``: a dict the caller keeps for these lists across steps (``Lion.step``
+    keeps one per bucket). The checks, the splits and the pointer tables of one step are
+    kept in it and reused while every tensor keeps its storage and layout (a
+    :func:`_fingerprint` per step); a step that had to copy a tensor keeps nothing."""
     kernels = TRITON.get()
     if kernels is None:
         raise RuntimeError(f'fused=True on the GPU needs Triton, which failed to load '
                            f'({TRITON.load_error()}); pip install triton, or use foreach=True')
     if not params:
         return
-    reason = untaken(params, grads, exp_avgs)
-    if reason is not None:
-        raise RuntimeError(f'fused=True: the Triton Lion kernel cannot take these tensors: '
-                           f'{reason}; use foreach=True')
+    fingerprint = _fingerprint(params, grads, exp_avgs) if host_plan is not None else None
+    reuse = host_plan is not None and host_plan.get('fingerprint') == fingerprint
+    if not reuse:
+        reason = untaken(params, grads, exp_avgs)
+        if reason is not None:
+            raise RuntimeError(f'fused=True: the Triton Lion kernel cannot take these '
+                               f'tensors: {reason}; use foreach=True')
     device = params[0].device
     lr, initial_lr = _on_device_or_float(lr, device), _on_device_or_float(initial_lr, device)
     scalars = _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf)
+    flags = dict(maximize=maximize, cautious=cautious)
+    if reuse:
+        for launch in host_plan['launches']:
+            _launch(kernels, launch, scalars, **flags)
+        return
+    launches, copied = [], False
     for (param_dtype, state_dtype), (ps, gs, ms) in _by_dtype(params, grads, exp_avgs).items():
-        with _dense(ps, gs, ms) as (ps, gs, ms):
-            for aligned, group in _by_alignment(ps, gs, ms):
-                _launch(kernels, *group, param_dtype, state_dtype, scalars,
-                        aligned=aligned, maximize=maximize, cautious=cautious)
+        with _dense(ps, gs, ms) as dense:
+            copied = copied or bool(dense.write_back)
+            for aligned, group in _by_alignment(*dense.lists):
+                table, n_blocks = _table(*group)
+                launch = Launch(table, n_blocks, len(group[0]), param_dtype, state_dtype,
+                                aligned)
+                _launch(kernels, launch, scalars, **flags)
+                launches.append(launch)
+    if host_plan is not None:
+        host_plan.clear()
+        if not copied:
+            host_plan.update(fingerprint=fingerprint, launches=launches)
+
+
+class Launch(NamedTuple):
+    """One kernel launch of a step, as a host plan keeps it."""
+    table: Tensor        # the pointer table on the device (see lion_triton_kernels)
+    n_blocks: int        # programs to launch
+    n_tensors: int
+    param_dtype: torch.dtype
+    state_dtype: torch.dtype
+    aligned: bool
+
+
+def _fingerprint(params, grads, exp_avgs) -> tuple:
+    """What a host plan's launches depend on, beyond the tensors' identities (the
+    caller's lists of params and momenta are the same objects each step): where each
+    tensor's memory starts (FSDP's resharding moves parameters), and the layout of each
+    gradient (new Tensors each step after ``zero_grad(set_to_none=True)``; autograd
+    gives them their parameter's dtype, shape and device)."""
+    data_ptr = Tensor.data_ptr
+    return (list(map(data_ptr, params)), list(map(data_ptr, grads)),
+            list(map(data_ptr, exp_avgs)), list(map(Tensor.stride, grads)))
 
 
 def _on_device_or_float(value, device: torch.device):
@@ -151,7 +194,7 @@ class _dense:
                 values.append(t)
 
     def __enter__(self):
-        return self.lists
+        return self
 
     def __exit__(self, *exc_info):
         if exc_info[0] is None:
@@ -196,12 +239,11 @@ def _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf) 
         UNSCALE=grad_scale is not None, SKIP=found_inf is not None)
 
 
-def _launch(kernels, ps, gs, ms, param_dtype, state_dtype, scalars: dict, *,
-            aligned: bool, maximize: bool, cautious: bool) -> None:
-    table, n_blocks = _table(ps, gs, ms)
+def _launch(kernels, launch: Launch, scalars: dict, *, maximize: bool,
+            cautious: bool) -> None:
+    table, n_blocks, n = launch.table, launch.n_blocks, launch.n_tensors
     if n_blocks == 0:
         return
-    n = len(ps)
     placeholder = table  # for pointer arguments a launch does not read
     args = dict(scalars)
     for key in ('lr_ptr', 'initial_lr_ptr', 'grad_scale_ptr', 'skip_ptr'):
@@ -210,8 +252,9 @@ def _launch(kernels, ps, gs, ms, param_dtype, state_dtype, scalars: dict, *,
         else:
             args[key] = args[key].reshape(())
     triton_dtype = _triton_dtypes()
-    dtypes = dict(PARAM=triton_dtype[param_dtype], STATE=triton_dtype[state_dtype])
-    shape = dict(ALIGNED=aligned, BLOCK=BLOCK, SEARCH_STEPS=search_steps(n),
+    dtypes = dict(PARAM=triton_dtype[launch.param_dtype],
+                  STATE=triton_dtype[launch.state_dtype])
+    shape = dict(ALIGNED=launch.aligned, BLOCK=BLOCK, SEARCH_STEPS=search_steps(n),
                  num_warps=NUM_WARPS)
     grid = (n_blocks,)
     agree = placeholder

@@ -24,6 +24,7 @@ from mmlion.utils import versions
 from .dtensor import DTensor, local_shards
 from .implementation import Implementation, resolve, torch_default
 from .nonfinite import NonFiniteGuard
+from .step_plan import StepPlan
 from .validation import (DEFAULTS, check_not_shared, check_state_dict,
                          check_step_options_agree, check_unknown_kwargs, sparse_grad_message,
                          to_state_dtype, validate_group)
@@ -121,9 +122,11 @@ class Lion(Optimizer):
                         differentiable=differentiable)
         validate_group(defaults)
         self.nonfinite_guard = NonFiniteGuard(owner='Lion')  # counts, not settings
+        self._step_plan: Optional[StepPlan] = None
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
+        self._step_plan = None
         if isinstance(param_group, dict) and self.param_groups:
             check_not_shared(param_group, self.param_groups)
         super().add_param_group(param_group)
@@ -148,9 +151,12 @@ class Lion(Optimizer):
             raise
 
     def __getstate__(self) -> dict:
-        return dict(super().__getstate__(), nonfinite_guard=self.nonfinite_guard)
+        state = dict(super().__getstate__(), nonfinite_guard=self.nonfinite_guard)
+        state.pop('_step_plan', None)  # references to this optimizer's own tensors
+        return state
 
     def __setstate__(self, state: dict) -> None:
+        state['_step_plan'] = None
         # Pickles from before an option existed lack it: fill in its default.
         state.setdefault('nonfinite_guard', getattr(self, 'nonfinite_guard', None)
                          or NonFiniteGuard(owner='Lion'))
@@ -182,6 +188,7 @@ class Lion(Optimizer):
         """Load a state dict after checking, before anything changes, that it is
         Lion's and fits these parameters; raise ValueError naming what differs."""
         check_state_dict(state_dict, self.param_groups)
+        self._step_plan = None  # new groups and momenta
         super().load_state_dict(self.nonfinite_guard.load_from(state_dict))
         for group in self.param_groups:
             group['state_dtype'] = to_state_dtype(group['state_dtype'])
@@ -241,18 +248,36 @@ class Lion(Optimizer):
                 return loss  # the GradScaler's overflow, not the guard's to count
             elif not self._guard_allows_step(located, first['max_consecutive_skips']):
                 return loss
+        plan = self._step_plan
+        buckets = plan.reuse(self.param_groups) if plan is not None else None
+        if buckets is None:  # (the plan holds no sparse gradient: _init_group refuses them)
+            buckets = self._plan_buckets()
+        for params, grads, exp_avgs, hyper, host_plan in buckets:
+            lion(params, grads, exp_avgs, **hyper, grad_scale=grad_scale, found_inf=found_inf,
+                 host_plan=host_plan)
+        return loss
+
+    def _plan_buckets(self) -> List[tuple]:
+        """(params, grads, exp_avgs, hyperparameters, host plan) per bucket of groups with equal
+        hyperparameters, built by a loop over every group (creating momenta on the first
+        step), and recorded as a :class:`StepPlan` that the next steps reuse."""
         buckets: Dict[tuple, tuple] = {}
+        members: Dict[tuple, List[int]] = {}
         for index, group in enumerate(self.param_groups):
             key = _bucket_key(group)
             bucket = buckets.get(key)
             if bucket is None:
                 bucket = buckets[key] = ([], [], [], _hyperparameters(group))
+                members[key] = []
+            members[key].append(index)
             self._init_group(group, index, bucket)
-        for params, grads, exp_avgs, hyper in buckets.values():
-            if params:
-                lion(params, grads, exp_avgs, **hyper, grad_scale=grad_scale,
-                     found_inf=found_inf)
-        return loss
+        keys = [key for key, bucket in buckets.items() if bucket[0]]
+        plan = self._step_plan = StepPlan(
+            self.param_groups, [members[k] for k in keys],
+            [(buckets[k][0], buckets[k][2]) for k in keys], _hyperparameters) \
+            if StepPlan.usable(self.param_groups) else None
+        host_plans = plan.host_plans() if plan is not None else [None] * len(keys)
+        return [(*buckets[k], host_plan) for k, host_plan in zip(keys, host_plans)]
 
     def _fused_implementation(self) -> Optional[Implementation]:
         """The implementation (:mod:`.implementation`) when every group asked for
@@ -458,7 +483,7 @@ def _fused_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
 
 
 def _as_real(params, grads, exp_avgs):
-    if not any(p.is_complex() for p in params):
+    if not any(map(Tensor.is_complex, params)):
         return params, grads, exp_avgs
     as_real = [torch.view_as_real(t) if t.is_complex() else t
                for t in (*params, *grads, *exp_avgs)]
@@ -493,14 +518,17 @@ def lion(params: List[Tensor],
          maximize: bool = False,
          cautious: bool = False,
          grad_scale: Optional[Tensor] = None,
-         found_inf: Optional[Tensor] = None) -> None:
+         found_inf: Optional[Tensor] = None,
+         host_plan: Optional[dict] = None) -> None:
     """Functional API that performs the Lion computation in place.
 
     See :class:`Lion` for the algorithm. ``initial_lr`` set (not None) means
     decoupled weight decay: the decay is ``weight_decay * lr / initial_lr``.
     ``grad_scale`` and ``found_inf`` are a GradScaler's (as for torch's fused
     AdamW): the gradients are divided by ``grad_scale``, and nothing changes when
-    ``found_inf`` is nonzero; the GPU kernel reads both on the device.
+    ``found_inf`` is nonzero; the GPU kernel reads both on the device. ``host_plan``: a
+    dict a caller keeps for the same lists across steps, where the GPU kernel keeps its
+    checks and pointer tables (:func:`mmlion.ops.lion_triton.fused_lion_`).
     """
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
                  initial_lr=initial_lr, maximize=maximize, cautious=cautious)
@@ -511,7 +539,8 @@ def lion(params: List[Tensor],
     implementation = resolve(params[0].device, foreach, fused, params)
     if implementation.on_device:
         lion_triton.fused_lion_(*_as_real(params, grads, exp_avgs), **hyper,
-                                grad_scale=grad_scale, found_inf=found_inf)
+                                grad_scale=grad_scale, found_inf=found_inf,
+                                host_plan=host_plan)
         return
     if (grad_scale is not None or found_inf is not None) and not _unscale_or_skip(
             grads, grad_scale, found_inf):

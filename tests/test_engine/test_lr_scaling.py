@@ -2,7 +2,6 @@
 config with tools/train.py's --auto-scale-lr: per-process batch, accumulation and both
 rules, Lion's default, and MMEngine's own rule left to other optimizers. The world size
 is counted in tests/test_cli/test_dist_runs.py (two real processes)."""
-import math
 import sys
 
 import pytest
@@ -27,6 +26,7 @@ def run_with_auto_scale_lr(tmp_path, monkeypatch, options, adamw=False):
         '--cfg-options', 'train_cfg.max_epochs=1', *(f'{k}={v}' for k, v in options.items())])
     cfg = train_tool.merge_args(Config.fromfile(config), train_tool.parse_args())
     cfg.merge_from_dict(dict(val_cfg=None, val_dataloader=None, val_evaluator=None))
+    cfg.experiment_name = f'lr_scaling_{tmp_path.name}'  # its own logger and log file
     if adamw:
         cfg.merge_from_dict({'optim_wrapper.optimizer': ADAMW})
     runner = Runner.from_cfg(cfg)
@@ -38,7 +38,8 @@ def run_with_auto_scale_lr(tmp_path, monkeypatch, options, adamw=False):
 
 # (optimizer, rule, per-process batch, accumulation, base batch, lr factor)
 CASES = [
-    ('Lion', None, 4, 3, 3, math.sqrt(4 * 3 / 3)),   # Lion's default; accumulation counted
+    # Lion's default rule; accumulation counted
+    ('Lion', None, 4, 3, 3, lr_scaling.RULES[lr_scaling.LION_DEFAULT_RULE](4 * 3 / 3)),
     ('Lion', 'sqrt', 8, 1, 2, 2.0),
     ('Lion', 'linear', 4, 3, 6, 2.0),
     ('Lion', 'linear', 2, 1, 8, 0.25),                # a smaller batch lowers the lr

@@ -17,9 +17,16 @@ Triton kernel (``fused=True``) with and without the guard and a GradScaler, torc
 fused AdamW and SGD, lion-pytorch with and without its Triton kernel, timm, and
 bitsandbytes' and DeepSpeed's Lion where they import.
 
+``--host-overhead`` times what the fused GPU step costs the host alone: mmlion's
+``Lion(fused=True)`` on CPU tensors routed through the CUDA path's host code, the
+Triton launch replaced by a no-op, one group per parameter; beside it, torch's fused
+AdamW CPU step on as many one-element tensors, as a yardstick of a loop over the
+parameters with nothing to compute.
+
 Example::
 
     python tools/analysis_tools/benchmark_optimizers.py --threads 2 --plot bench.png
+    python tools/analysis_tools/benchmark_optimizers.py --host-overhead
     python tools/analysis_tools/benchmark_optimizers.py --device cuda --dtype bf16
 """
 import argparse
@@ -395,7 +402,55 @@ def plot(results: Dict[str, List[dict]], path: str) -> None:
     print(f'\nwrote {path}')
 
 
-def parse_args():
+# -- --host-overhead: the fused GPU step's host work, measured on the CPU --------------
+class _NoLaunch:
+    """Stands for a Triton kernel: ``kernel[grid](...)`` does nothing."""
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: None
+
+
+def host_overhead(cases: List[str], steps: int, warmup: int) -> Dict[str, float]:
+    """Median host milliseconds of one ``Lion(fused=True).step()`` per case, one group
+    per parameter, with CPU tensors taking the CUDA path and no launch. Each step gets
+    new gradient Tensors on the same storage, as ``zero_grad(set_to_none=True)`` and a
+    backward that the caching allocator serves from the same blocks do."""
+    import types
+    from unittest import mock
+
+    from mmlion.ops import lion_triton
+    from mmlion.ops.loader import TRITON
+    from mmlion.optim import Lion
+    stub = types.SimpleNamespace(lion_kernel=_NoLaunch(), agree_kernel=_NoLaunch())
+    medians: Dict[str, float] = {}
+    with mock.patch.object(lion_triton, 'DEVICE_TYPES', {'cuda', 'cpu'}), \
+            mock.patch.object(TRITON, 'get', lambda: stub):
+        for case in cases:
+            shapes = SHAPE_SETS[case]()
+            params = [torch.nn.Parameter(torch.empty(shape)) for shape in shapes]
+            grads = [torch.empty(shape) for shape in shapes]
+            lion = Lion([{'params': [p]} for p in params], fused=True, **LION_KW)
+            ones = [torch.nn.Parameter(torch.zeros(1)) for _ in shapes]
+            adamw = torch.optim.AdamW([{'params': [p]} for p in ones], lr=1e-3, fused=True)
+            times = {'lion': [], 'adamw': []}
+            for step in range(warmup + steps):
+                for name, optimizer, ps, gs in (('lion', lion, params, grads),
+                                                ('adamw', adamw, ones, None)):
+                    for i, p in enumerate(ps):
+                        p.grad = gs[i].view(gs[i].shape) if gs else torch.zeros(1)
+                    start = time.perf_counter()
+                    optimizer.step()
+                    if step >= warmup:
+                        times[name].append((time.perf_counter() - start) * 1e3)
+            medians[case] = statistics.median(times['lion'])
+            print(f'{case}: {len(shapes)} groups of one tensor: mmlion Lion fused (CUDA host '
+                  f'path, no launch) {medians[case]:.3f} ms; torch AdamW fused on the CPU, '
+                  f'one-element tensors {statistics.median(times["adamw"]):.3f} ms')
+    print('host overhead: ' + ', '.join(f'{c} {ms:.3f} ms' for c, ms in medians.items()))
+    return medians
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--dtype', choices=list(DTYPES), default='fp32',
@@ -409,12 +464,16 @@ def parse_args():
                         help='few steps, small sets, fewer rows: a smoke test')
     parser.add_argument('--plot', help='write a bar chart (PNG) here')
     parser.add_argument('--json', help='write the raw results (JSON) here')
-    return parser.parse_args()
+    parser.add_argument('--host-overhead', action='store_true',
+                        help="time the fused GPU step's host code alone, on the CPU (above)")
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.host_overhead:
+        return host_overhead(args.cases or list(SHAPE_SETS), args.steps, args.warmup)
     if args.quick:
         args.steps, args.warmup = 3, 1
     args.cases = args.cases or DEFAULT_CASES[args.device]

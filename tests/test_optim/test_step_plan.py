@@ -1,0 +1,190 @@
+"""The host plan (mmlion.optim.step_plan and the Triton path's own): built once,
+reused while nothing it depends on changes, rebuilt after each event that changes it,
+and the same bits either way."""
+import copy
+
+import pytest
+import torch
+
+from mmlion.ops import lion_triton
+from mmlion.optim import Lion
+
+IMPLEMENTATIONS = [dict(foreach=True), dict(foreach=False), dict(fused=True)]
+
+
+def model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.LayerNorm(5),
+                               torch.nn.Linear(5, 3))
+
+
+def paramwise(net, lr=1e-2):
+    """One group per parameter, as MMEngine's paramwise_cfg makes: no decay for the
+    norm and the biases."""
+    return [{'params': [p], 'weight_decay': 0.0 if p.dim() == 1 else 0.5, 'lr': lr}
+            for p in net.parameters()]
+
+
+def backward(net, seed):
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(seed))
+    net(x).square().sum().backward()
+
+
+class Builds:
+    """Counts how often Lion.step had to build its buckets by the loop over groups."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        original = Lion._plan_buckets
+
+        def counted(optimizer):
+            self.count += 1
+            return original(optimizer)
+        monkeypatch.setattr(Lion, '_plan_buckets', counted)
+
+
+def train(net, optimizer, steps, start=0, between=None):
+    for step in range(start, start + steps):
+        optimizer.zero_grad()  # set_to_none: new gradient Tensors each step
+        backward(net, step)
+        if between is not None:
+            between(step)
+        optimizer.step()
+
+
+@pytest.mark.parametrize('options', IMPLEMENTATIONS, ids=str)
+def test_plan_is_reused_and_the_bits_are_the_same(options, monkeypatch):
+    builds = Builds(monkeypatch)
+    net, twin = model(), model()
+    planned = Lion(paramwise(net), **options)
+    unplanned = Lion(paramwise(twin), **options)
+    # a scheduler changing every lr alike keeps the buckets
+    lrs = [1e-2, 8e-3, 5e-3, 2e-3, 1e-3]
+    for step, lr in enumerate(lrs):
+        for optimizer, module in ((planned, net), (unplanned, twin)):
+            for group in optimizer.param_groups:
+                group['lr'] = lr
+            optimizer.zero_grad()
+            backward(module, step)
+            if optimizer is unplanned:
+                optimizer._step_plan = None  # the loop over groups, every step
+            optimizer.step()
+    assert builds.count == 1 + len(lrs)  # planned once, unplanned every step
+    for a, b in zip(net.parameters(), twin.parameters()):
+        assert torch.equal(a, b)
+
+
+def _new_group(net, optimizer):
+    extra = torch.nn.Parameter(torch.zeros(3))
+    net.register_parameter('extra', extra)
+    optimizer.add_param_group({'params': [extra]})
+
+
+EVENTS = {
+    'add_param_group': _new_group,
+    'load_state_dict': lambda net, opt: opt.load_state_dict(copy.deepcopy(opt.state_dict())),
+    'a gradient goes (a frozen branch)': lambda net, opt: setattr(net[2].bias, 'grad', None),
+    'one group gets its own lr': lambda net, opt: opt.param_groups[0].update(lr=3e-3),
+    'weight decay changes': lambda net, opt: [g.update(weight_decay=0.1)
+                                              for g in opt.param_groups],
+    'a Tensor lr': lambda net, opt: [g.update(lr=torch.tensor(1e-2))
+                                     for g in opt.param_groups],
+}
+
+
+@pytest.mark.parametrize('event', list(EVENTS))
+def test_plan_is_rebuilt_after_what_changes_it(event, monkeypatch):
+    builds = Builds(monkeypatch)
+    net, twin = model(), model()
+    planned, unplanned = Lion(paramwise(net)), Lion(paramwise(twin))
+    for optimizer, module in ((planned, net), (unplanned, twin)):
+        train(module, optimizer, 2)
+    assert builds.count == 2
+    for optimizer, module in ((planned, net), (unplanned, twin)):
+        def at_step_3(step, optimizer=optimizer, module=module):
+            if step == 3:
+                EVENTS[event](module, optimizer)
+            if optimizer is unplanned:
+                optimizer._step_plan = None
+        train(module, optimizer, 3, start=2, between=at_step_3)
+    rebuilt = builds.count - 2 - 3  # the unplanned optimizer built 3 times
+    assert rebuilt >= 1, event
+    for a, b in zip(net.parameters(), twin.parameters()):
+        assert torch.equal(a, b), event
+
+
+def test_deepcopy_and_pickle_drop_the_plan():
+    net = model()
+    optimizer = Lion(paramwise(net))
+    train(net, optimizer, 1)
+    assert optimizer._step_plan is not None
+    assert copy.deepcopy(optimizer)._step_plan is None
+
+
+def test_sparse_gradient_after_a_plan_is_still_refused():
+    embedding = torch.nn.Embedding(4, 3)
+    optimizer = Lion(embedding.parameters())
+    embedding(torch.tensor([1])).sum().backward()
+    optimizer.step()
+    embedding.weight.grad = torch.sparse_coo_tensor([[0]], [[1.0, 1.0, 1.0]], (4, 3))
+    with pytest.raises(RuntimeError, match='sparse'):
+        optimizer.step()
+
+
+class TableBuilds:
+    """Counts the Triton path's pointer-table builds (each host plan miss builds one per
+    launch)."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        original = lion_triton._table
+
+        def counted(*lists):
+            self.count += 1
+            return original(*lists)
+        monkeypatch.setattr(lion_triton, '_table', counted)
+
+
+def test_triton_host_plan_follows_the_storages(triton_device, monkeypatch):
+    """The kernel's host plan is reused while parameters, gradients and momenta keep
+    their storage; new gradient storages (zero_grad(set_to_none=True) and a backward
+    that the allocator serves elsewhere) and a moved parameter (FSDP's resharding)
+    rebuild it; the results equal the plan-less step's bit for bit."""
+    tables = TableBuilds(monkeypatch)
+    net, twin = model().to(triton_device), model().to(triton_device)
+    planned = Lion(paramwise(net), fused=True)
+    unplanned = Lion(paramwise(twin), fused=True)
+    kept = {}
+
+    def same_storage(step, net):
+        for p in net.parameters():  # the gradients land where they were
+            if p in kept:
+                kept[p].copy_(p.grad)
+                p.grad = kept[p].view(p.grad.shape)
+            else:
+                kept[p] = p.grad
+
+    for step in range(3):
+        for optimizer, module in ((planned, net), (unplanned, twin)):
+            optimizer.zero_grad()
+            backward(module, step)
+            same_storage(step, module) if module is net else None
+            if optimizer is unplanned:
+                optimizer._step_plan = None
+                lion_triton._tables.clear()
+            optimizer.step()
+    planned_builds = tables.count - 3 * 2  # unplanned: one bucket pair, 3 steps
+    assert planned_builds == 2  # two buckets (decay, no decay), built at step 0 only
+
+    before = tables.count
+    with torch.no_grad():
+        net[0].weight.data = net[0].weight.data.clone()  # the parameter moves
+    planned.zero_grad()
+    backward(net, 3)
+    planned.step()
+    assert tables.count > before
+    unplanned.zero_grad()
+    backward(twin, 3)
+    unplanned.step()
+    for a, b in zip(net.parameters(), twin.parameters()):
+        assert torch.equal(a, b)
