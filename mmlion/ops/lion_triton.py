@@ -9,14 +9,15 @@ and the guard's skip flag on the device, so a step makes no host sync.
 Triton's interpreter (``TRITON_INTERPRET=1``) runs the same kernels on CPU tensors;
 the tests use it, by adding ``'cpu'`` to :data:`DEVICE_TYPES`, where no GPU is.
 """
+import contextlib
 from collections import OrderedDict
 from itertools import accumulate
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-from .common import PLAIN_TYPES, decay_factor
+from .common import PLAIN_TYPES, decay_factor, refuse_graph_capture
 from .loader import TRITON
 
 __all__ = ['DEVICE_TYPES', 'available', 'load_error', 'runs_on', 'untaken', 'fused_lion_']
@@ -29,7 +30,7 @@ NUM_WARPS = 4
 _TABLE_CACHE_SIZE = 256
 
 _SUPPORTED = (torch.float32, torch.bfloat16, torch.float16)
-_tables: 'OrderedDict[tuple, Tuple[Tensor, int]]' = OrderedDict()
+_tables: 'OrderedDict[tuple, DeviceTable]' = OrderedDict()
 
 
 def available() -> bool:
@@ -90,6 +91,26 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
                            f'({TRITON.load_error()}); pip install triton, or use foreach=True')
     if not params:
         return
+    device = params[0].device
+    refuse_graph_capture(device, 'Lion(fused=True)')
+    with _on_device(device):
+        _step(kernels, params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2,
+              weight_decay=weight_decay, initial_lr=initial_lr, maximize=maximize,
+              cautious=cautious, grad_scale=grad_scale, found_inf=found_inf,
+              host_plan=host_plan)
+
+
+def _on_device(device: torch.device):
+    """Triton launches on the current CUDA device (and torch allocates there): make it
+    the tensors' for the step, where another is current."""
+    if device.type == 'cuda' and device.index is not None and \
+            device.index != torch.cuda.current_device():
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
+
+
+def _step(kernels, params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, initial_lr,
+          maximize, cautious, grad_scale, found_inf, host_plan) -> None:
     fingerprint = _fingerprint(params, grads, exp_avgs) if host_plan is not None else None
     reuse = host_plan is not None and host_plan.get('fingerprint') == fingerprint
     if not reuse:
@@ -110,9 +131,8 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
         with _dense(ps, gs, ms) as dense:
             copied = copied or bool(dense.write_back)
             for aligned, group in _by_alignment(*dense.lists):
-                table, n_blocks = _table(*group)
-                launch = Launch(table, n_blocks, len(group[0]), param_dtype, state_dtype,
-                                aligned)
+                table = _table(*group)
+                launch = Launch(table, len(group[0]), param_dtype, state_dtype, aligned)
                 _launch(kernels, launch, scalars, **flags)
                 launches.append(launch)
     if host_plan is not None:
@@ -123,8 +143,7 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
 
 class Launch(NamedTuple):
     """One kernel launch of a step, as a host plan keeps it."""
-    table: Tensor        # the pointer table on the device (see lion_triton_kernels)
-    n_blocks: int        # programs to launch
+    table: 'DeviceTable'
     n_tensors: int
     param_dtype: torch.dtype
     state_dtype: torch.dtype
@@ -241,9 +260,10 @@ def _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf) 
 
 def _launch(kernels, launch: Launch, scalars: dict, *, maximize: bool,
             cautious: bool) -> None:
-    table, n_blocks, n = launch.table, launch.n_blocks, launch.n_tensors
+    n_blocks, n = launch.table.n_blocks, launch.n_tensors
     if n_blocks == 0:
         return
+    table = launch.table.on_current_stream()
     placeholder = table  # for pointer arguments a launch does not read
     args = dict(scalars)
     for key in ('lr_ptr', 'initial_lr_ptr', 'grad_scale_ptr', 'skip_ptr'):
@@ -279,12 +299,35 @@ def _triton_dtypes() -> dict:
     return {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
 
 
-def _table(ps: Sequence[Tensor], gs: Sequence[Tensor],
-           ms: Sequence[Tensor]) -> Tuple[Tensor, int]:
+class DeviceTable:
+    """A pointer table on the device, safe to read from any stream: a stream other than
+    the one that copied it waits for the copy (an event, on the device), and is recorded
+    with the allocator, so evicting the table never frees memory a launch still reads."""
+
+    def __init__(self, host: Tensor, device: torch.device, n_blocks: int):
+        self.n_blocks = n_blocks
+        self.tensor = host.to(device, non_blocking=True)
+        self.copied, self.streams = None, set()
+        if device.type == 'cuda':
+            self.copied = torch.cuda.Event()
+            self.copied.record()
+            self.streams.add(torch.cuda.current_stream(device))
+
+    def on_current_stream(self) -> Tensor:
+        if self.copied is not None:
+            stream = torch.cuda.current_stream(self.tensor.device)
+            if stream not in self.streams:
+                stream.wait_event(self.copied)
+                self.tensor.record_stream(stream)
+                self.streams.add(stream)
+        return self.tensor
+
+
+def _table(ps: Sequence[Tensor], gs: Sequence[Tensor], ms: Sequence[Tensor]) -> DeviceTable:
     """The int64 table the kernels read (see :mod:`.lion_triton_kernels`) and the
-    number of programs to launch. Tables are
-    cached on the device by their contents, so a training loop whose tensors stay
-    put copies nothing to the device after its first steps."""
+    number of programs to launch. Tables are cached on the device by their contents, so
+    a training loop whose tensors stay put copies nothing to the device after its first
+    steps (and a host plan does not even look them up)."""
     pointers = [t.data_ptr() for t in ps] + [t.data_ptr() for t in gs] + \
         [t.data_ptr() for t in ms]
     numels = [t.numel() for t in ps]
@@ -297,8 +340,7 @@ def _table(ps: Sequence[Tensor], gs: Sequence[Tensor],
     starts = list(accumulate((-(-n // BLOCK) for n in numels), initial=0))
     host = torch.tensor(pointers + numels + starts, dtype=torch.int64,
                         pin_memory=device.type == 'cuda')
-    table = host.to(device, non_blocking=True)
-    cached = _tables[key] = (table, starts[-1])
+    cached = _tables[key] = DeviceTable(host, device, starts[-1])
     if len(_tables) > _TABLE_CACHE_SIZE:
         _tables.popitem(last=False)
     return cached

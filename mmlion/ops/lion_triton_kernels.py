@@ -136,8 +136,15 @@ def _update(p_ptr, g_ptr, m_ptr, offs, mask, MASKED: tl.constexpr, grad_scale_pt
             lr, decay, caution, beta1, one_minus_beta1, beta2, one_minus_beta2,
             PARAM: tl.constexpr, STATE: tl.constexpr, MAXIMIZE: tl.constexpr,
             CAUTIOUS: tl.constexpr, UNSCALE: tl.constexpr):
-    """The Lion update of one block, in fp32, one rounding per store."""
+    """The Lion update of one block, in fp32, one rounding per store. With ``UNSCALE``
+    the unscaled gradient is written back too, as torch's fused AdamW leaves it (and
+    GradScaler.unscale_ would): code after the step reads true gradients."""
     g = _load_grad(g_ptr + offs, mask, MASKED, grad_scale_ptr, MAXIMIZE, UNSCALE)
+    if UNSCALE:
+        if MAXIMIZE:
+            _store(g_ptr + offs, -g, mask, MASKED, PARAM)
+        else:
+            _store(g_ptr + offs, g, mask, MASKED, PARAM)
     m = _load(m_ptr + offs, mask, MASKED)
     p = _load(p_ptr + offs, mask, MASKED)
     # stepweight decay
@@ -149,12 +156,16 @@ def _update(p_ptr, g_ptr, m_ptr, offs, mask, MASKED: tl.constexpr, grad_scale_pt
     p = p - lr * u
     # decay the momentum running average coefficient
     m = m * beta2 + g * one_minus_beta2
+    _store(p_ptr + offs, p, mask, MASKED, PARAM)
+    _store(m_ptr + offs, m, mask, MASKED, STATE)
+
+
+@triton.jit
+def _store(ptrs, values, mask, MASKED: tl.constexpr, DTYPE: tl.constexpr):
     if MASKED:
-        tl.store(p_ptr + offs, p.to(PARAM), mask=mask)
-        tl.store(m_ptr + offs, m.to(STATE), mask=mask)
+        tl.store(ptrs, values.to(DTYPE), mask=mask)
     else:
-        tl.store(p_ptr + offs, p.to(PARAM))
-        tl.store(m_ptr + offs, m.to(STATE))
+        tl.store(ptrs, values.to(DTYPE))
 
 
 @triton.jit

@@ -28,6 +28,7 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from mmlion.ops import lion_cpu
+from mmlion.ops.common import refuse_graph_capture
 
 __all__ = ['STATE_KEY', 'NonFiniteGuard', 'found_nonfinite', 'agree_across_ranks', 'any_rank',
            'all_finite', 'local_tensor']
@@ -96,6 +97,7 @@ class _HostCopy:
     arrived: no sync (pinned memory and an event on CUDA; at once elsewhere)."""
 
     def __init__(self, values: Tensor):
+        refuse_graph_capture(values.device, "mmlion's non-finite guard")
         if values.device.type == 'cuda':
             self.host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
             self.host.copy_(values, non_blocking=True)

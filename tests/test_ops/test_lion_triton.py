@@ -157,17 +157,22 @@ def test_found_inf_leaves_everything_bitwise_unchanged(triton_device):
         assert torch.equal(a, b)
 
 
-def test_grad_scale_divides_the_gradients(triton_device):
+@pytest.mark.parametrize('maximize', [False, True])
+def test_grad_scale_divides_the_gradients(triton_device, maximize):
     lists = tensors(triton_device)
     scale = 2.0 ** 12
     scaled = cloned(lists)
     scaled[1] = [g * scale for g in scaled[1]]
-    lion(*scaled, fused=True, **dict(HYPER, cautious=True),
-         grad_scale=torch.full((), scale, device=triton_device),
+    hyper = dict(HYPER, cautious=True, maximize=maximize)
+    lion(*scaled, fused=True, **hyper, grad_scale=torch.full((), scale, device=triton_device),
          found_inf=torch.zeros((), device=triton_device))
-    _single_tensor_lion(*lists, **dict(HYPER, cautious=True))
+    _single_tensor_lion(*lists, **hyper)
     for a, b in zip(scaled[0] + scaled[2], lists[0] + lists[2]):
         torch.testing.assert_close(a, b, **FP32)
+    # the gradients are left unscaled, as torch's fused AdamW leaves them (a power of
+    # two: exact)
+    for a, b in zip(scaled[1], lists[1]):
+        assert torch.equal(a, b)
 
 
 def model_and_twin(device):
@@ -202,6 +207,9 @@ def test_grad_scaler_hands_unscaling_and_skipping_to_the_step(triton_device):
         loop.zero_grad()
         twin(x).sum().backward()
         loop.step()
+        # what follows the step (logging a grad norm, say) sees unscaled gradients
+        for a, b in zip(model.parameters(), twin.parameters()):
+            torch.testing.assert_close(a.grad, b.grad, **FP32)
     for a, b in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(a, b, **FP32)
 
@@ -441,4 +449,71 @@ def test_an_unaligned_tensor_gets_a_launch_of_its_own(triton_device, monkeypatch
     _single_tensor_lion(*loop, **HYPER)
     assert sorted(launches) == [False, True]
     for a, b in zip(lists[0] + lists[2], loop[0] + loop[2]):
+        torch.testing.assert_close(a, b, **FP32)
+
+
+def test_graph_capture_is_refused_with_a_clear_error(monkeypatch):
+    """While a CUDA graph is being captured, the fused step and the guard's host copy
+    raise, naming what cannot be captured (here the capture is simulated: no GPU)."""
+    from mmlion.ops.common import refuse_graph_capture
+    monkeypatch.setattr(torch.cuda, 'is_current_stream_capturing', lambda: True)
+    with pytest.raises(RuntimeError, match=r'Lion\(fused=True\) cannot be captured in a CUDA'):
+        refuse_graph_capture(torch.device('cuda', 0), 'Lion(fused=True)')
+    refuse_graph_capture(torch.device('cpu'), 'Lion(fused=True)')  # nothing to refuse
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
+def test_graph_capture_of_the_fused_step_raises_on_cuda():
+    model, _ = model_and_twin(torch.device('cuda'))
+    optimizer = Lion(model.parameters(), lr=1e-2, fused=True)
+    model(torch.randn(4, 8, device='cuda')).sum().backward()
+    optimizer.step()  # warm: tables built
+    before = [p.clone() for p in model.parameters()]
+    graph = torch.cuda.CUDAGraph()
+    with pytest.raises(RuntimeError, match='cannot be captured in a CUDA graph'):
+        with torch.cuda.graph(graph):
+            optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
+def test_a_side_stream_waits_for_the_table_and_keeps_it_alive():
+    """A step on a side stream after one on the default stream reads the cached table
+    only after its copy, and the table is recorded on that stream; the result equals
+    the for-loop's."""
+    model, twin = model_and_twin(torch.device('cuda'))
+    fused = Lion(model.parameters(), lr=1e-2, fused=True)
+    loop = Lion(twin.parameters(), lr=1e-2, foreach=False)
+    side = torch.cuda.Stream()
+    for step in range(3):
+        x = torch.randn(4, 8, device='cuda')
+        for optimizer, net in ((fused, model), (loop, twin)):
+            optimizer.zero_grad(set_to_none=False)
+            net(x).sum().backward()
+            if step == 2 and optimizer is fused:
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    optimizer.step()
+                torch.cuda.current_stream().wait_stream(side)
+            else:
+                optimizer.step()
+    tables = [launch.table for plan in fused._step_plan.host_plans()
+              for launch in plan['launches']]
+    assert tables and all(side in table.streams for table in tables)
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, **FP32)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason='needs two GPUs')
+def test_parameters_on_a_device_that_is_not_current():
+    model, twin = model_and_twin(torch.device('cuda', 1))
+    fused = Lion(model.parameters(), lr=1e-2, fused=True)
+    loop = Lion(twin.parameters(), lr=1e-2, foreach=False)
+    x = torch.randn(4, 8, device='cuda:1')
+    with torch.cuda.device(0):
+        for optimizer, net in ((fused, model), (loop, twin)):
+            net(x).sum().backward()
+            optimizer.step()
+    torch.cuda.synchronize(1)
+    for a, b in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(a, b, **FP32)
