@@ -1,9 +1,13 @@
 """The step benchmark runs in its quick mode and prints every row it promises."""
 import json
+import os.path as osp
+import re
+import subprocess
 
 import pytest
+import torch
 
-from helpers import python_tool
+from helpers import ROOT, python_tool
 
 
 @pytest.mark.slow
@@ -30,3 +34,24 @@ def test_benchmark_quick_prints_every_row(tmp_path):
         assert by_name['torch AdamW fused']['state_bytes_per_param'] == 8.0
         assert all(r['ms'] > 0 for r in rows)
     assert out_png.stat().st_size > 10_000
+
+
+def test_host_overhead_mode_runs(tmp_path):
+    """--host-overhead on a small case: one line per case and the summary line (the
+    numbers are this machine's, not asserted)."""
+    out = python_tool('tools/analysis_tools/benchmark_optimizers.py', '--host-overhead',
+                      '--cases', 'resnet50', '--steps', '3', '--warmup', '1', timeout=300)
+    assert 'resnet50: 161 groups of one tensor: mmlion Lion fused (CUDA host path' in out
+    assert 'torch AdamW fused on the CPU, one-element tensors' in out
+    assert re.search(r'host overhead: resnet50 \d+\.\d{3} ms', out), out[-2000:]
+
+
+def test_gpu_check_scripts_parse_and_ask_for_a_gpu():
+    """The one-shot GPU check and its wheel fetcher are valid bash; the bandwidth probe
+    says it needs a GPU where there is none."""
+    for script in ('gpu_check.sh', 'fetch_gpu_wheels.sh'):
+        subprocess.run(['bash', '-n', osp.join(ROOT, 'tools/analysis_tools', script)],
+                       check=True)
+    if not torch.cuda.is_available():
+        out = python_tool('tools/analysis_tools/kernel_bandwidth.py', expect_rc=1)
+        assert 'kernel_bandwidth.py needs a CUDA GPU' in out
