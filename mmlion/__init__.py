@@ -20,9 +20,9 @@ process, all of it here:
    and dtypes, ``HistoryBuffer``'s statistics), so ``torch.load``'s safe default reads
    them.
 5. ``auto_scale_lr`` (``Runner.scale_lr`` and the strategies' ``_scale_lr``): a config
-   may name the rule (``rule='linear'`` or ``'sqrt'``); Lion defaults to the square
-   root; the batch counts ``accumulative_counts``; other optimizers without a named
-   rule run MMEngine's own code (:mod:`mmlion.engine.lr_scaling`).
+   may name the rule (``rule='linear'`` or ``'sqrt'``); Lion's batch counts
+   ``accumulative_counts``; other optimizers without a named rule run MMEngine's own
+   code (:mod:`mmlion.engine.lr_scaling`).
 
 1, 4 and 5 are workarounds of :mod:`mmlion.engine.mmengine_fixes`, which holds every
 change mmlion makes to MMEngine's behaviour and applies each only where the installed

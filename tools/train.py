@@ -28,9 +28,9 @@ def parse_args():
     parser.add_argument('--amp', action='store_true',
                         help='enable automatic mixed precision training')
     parser.add_argument('--auto-scale-lr', action='store_true',
-                        help="scale the lr to the effective batch (processes x batch x "
-                        "accumulative_counts) by auto_scale_lr's rule: 'sqrt' for Lion "
-                        "unless the config names one, MMEngine's linear rule otherwise")
+                        help="scale the lr by auto_scale_lr's rule (auto_scale_lr.rule: "
+                        "'linear' or 'sqrt'); for Lion, to the effective batch (processes x "
+                        "batch x accumulative_counts)")
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or from the latest one in the work dir '

@@ -1,29 +1,29 @@
-"""``auto_scale_lr`` with a rule that fits the optimizer, and the batch that is really
-used.
+"""``auto_scale_lr`` with a named rule, and the batch that is really used.
 
 MMEngine scales every learning rate linearly, ``lr * real_batch / base_batch_size``, with
-``real_batch`` = world size x per-process batch. Two things are wrong with that for
-Lion:
+``real_batch`` = world size x per-process batch. mmlion adds two things:
 
-* **The rule.** Lion's update is a sign: its size is ``lr`` whatever the gradient noise,
-  so the linear rule, derived for SGD, grows Lion's step as fast as the batch. The
-  square-root rule (Malladi et al. 2022 for Adam-type methods; Li et al. 2024, "Surge
-  phenomenon", for sign-based ones) grows it by the square root; mmlion's batch-size
-  evidence (docs/evidence.md) picks it as Lion's default.
-* **The batch.** ``accumulative_counts`` steps the optimizer once per that many batches,
-  so the batch each update sees is that many times larger; MMEngine ignores it.
+* **A rule a config can name**, ``'linear'`` or ``'sqrt'``. Lion's update is a sign, so
+  its step is ``lr`` whatever the gradient noise, and the square-root rule (Malladi et
+  al. 2022 for Adam-type methods; Li et al. 2024, "Surge phenomenon", for sign-based
+  ones) is the textbook candidate. mmlion's batch-size evidence (docs/evidence.md:
+  digits, LFW and the Shapes detector, three seeds, equal epochs) picked the linear
+  rule for Lion at equal epochs: fewer, larger steps need the larger lr. That is
+  :data:`LION_DEFAULT_RULE`; ``rule='sqrt'`` is there for schedules in iterations.
+* **The batch each update sees.** ``accumulative_counts`` steps the optimizer once per
+  that many batches; MMEngine's rule ignores it, mmlion's counts it.
 
 A config names the rule::
 
     auto_scale_lr = dict(enable=False, base_batch_size=256, rule='sqrt')
 
-``rule`` is ``'linear'`` or ``'sqrt'``. Without it, a wrapper whose optimizer is Lion
-gets :data:`LION_DEFAULT_RULE` and any other optimizer MMEngine's own linear rule, run
-by MMEngine's own code (so an AdamW config behaves as it always did). Weight decay is
-left as it is, so ``lr * weight_decay`` scales with the lr: Lion's decoupled decay
-bounds every weight to ``1 / weight_decay`` in magnitude (Chen et al. 2023b, "Lion
-secretly solves constrained optimization"), a bound that should not move with the
-batch, and AdamW's twin, scaled by MMEngine, treats its decay the same way.
+Without ``rule``, a wrapper whose optimizer is Lion gets :data:`LION_DEFAULT_RULE` with
+the effective batch, and any other optimizer MMEngine's own code (so an AdamW config
+behaves exactly as it always did). Weight decay is left as it is, so ``lr *
+weight_decay`` scales with the lr: Lion's decoupled decay bounds every weight to ``1 /
+weight_decay`` in magnitude (Chen et al. 2023b, "Lion secretly solves constrained
+optimization"), a bound that should not move with the batch, and MMEngine's rule
+treats AdamW's decay the same way, so a converted Lion twin stays matched to its AdamW.
 
 The Runner (and the FlexibleRunner's strategies) call :func:`runner_scale_lr` (and
 :func:`strategy_scale_lr`) in place of MMEngine's methods; ``import mmlion`` installs
@@ -40,7 +40,7 @@ RULES: Dict[str, Callable[[float], float]] = {
     'linear': lambda ratio: ratio,
     'sqrt': math.sqrt,
 }
-LION_DEFAULT_RULE = 'sqrt'
+LION_DEFAULT_RULE = 'linear'  # what the batch-size evidence picked (docs/evidence.md)
 KEYS = ('enable', 'base_batch_size', 'rule')
 
 
@@ -107,7 +107,7 @@ def plan_scaling(auto_scale_lr: dict, optimizer, world_size: int, batch_size: in
     if rule is not None:
         why = 'auto_scale_lr.rule'
     elif is_lion(optimizer):
-        rule, why = LION_DEFAULT_RULE, "Lion's default: its update is a sign"
+        rule, why = LION_DEFAULT_RULE, "Lion's default, from mmlion's batch-size evidence"
     else:
         rule, why = 'linear', MMENGINE_RULE
     effective = world_size * batch_size * accumulation

@@ -174,10 +174,11 @@ WORKAROUNDS: Dict[str, Workaround] = {
         _resume_replays_data),
     'lr_scaling': Workaround(
         'mmengine 0.10.7 (and onedl-mmengine 0.10.12)',
-        'auto_scale_lr scales every lr linearly with world size x per-process batch: too '
-        "fast for Lion's sign update, and blind to accumulative_counts. Fix: "
-        'mmlion.engine.lr_scaling (a named rule, square root for Lion, the effective '
-        'batch counted; other optimizers without a rule keep MMEngine\'s code).',
+        'auto_scale_lr has one rule (linear in world size x per-process batch) and is '
+        'blind to accumulative_counts, so an accumulating run scales its lr to the wrong '
+        "batch. Fix: mmlion.engine.lr_scaling (a rule a config can name, 'linear' or "
+        "'sqrt'; Lion's effective batch counted; other optimizers without a named rule "
+        "keep MMEngine's code).",
         _scales_linearly_only),
 }
 

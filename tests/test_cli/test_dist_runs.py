@@ -7,6 +7,7 @@ import pytest
 
 from helpers import (ROOT, ZERO, assert_bitwise_equal, free_port, kill_and_resume, load,
                      run_tool, tool_env, train, write_config)
+from mmlion.engine import lr_scaling
 
 pytestmark = pytest.mark.slow
 
@@ -61,13 +62,15 @@ def test_two_nodes_equal_one_node_with_two_processes(tmp_path, ddp_straight):
 
 
 def test_auto_scale_lr_counts_processes_and_accumulation(tmp_path):
-    """tools/dist_train.sh CONFIG 2 --auto-scale-lr: Lion's lr scales by the square root
-    of (2 processes x 4 per process x 3 accumulated steps) / 8."""
+    """tools/dist_train.sh CONFIG 2 --auto-scale-lr: Lion's lr scales by its rule from 8
+    to the effective batch of 2 processes x 4 per process x 3 accumulated steps."""
     config = write_config(tmp_path, 'scaled', nproc=2)
     work_dir = tmp_path / 'scaled'
     out = train(config, work_dir, '--auto-scale-lr', '--cfg-options', 'train_cfg.max_epochs=1',
                 'auto_scale_lr.base_batch_size=8', nproc=2, port=free_port())
+    rule = lr_scaling.LION_DEFAULT_RULE
     assert ("effective batch 24 = 2 process(es) x 4 per process x 3 accumulated step(s), "
-            "tuned for 8; rule 'sqrt'") in out, out[-3000:]
+            f"tuned for 8; rule '{rule}'") in out, out[-3000:]
     groups = load(work_dir / 'epoch_1.pth')['optimizer']['param_groups']
-    assert [g['initial_lr'] for g in groups] == [pytest.approx(1e-3 * 3 ** 0.5)] * len(groups)
+    factor = lr_scaling.RULES[rule](24 / 8)
+    assert [g['initial_lr'] for g in groups] == [pytest.approx(1e-3 * factor)] * len(groups)

@@ -71,13 +71,15 @@ def test_runner_scales_by_the_rule(optimizer, rule, batch, accumulation, base, f
 
 
 def test_weight_decay_is_held(tmp_path, monkeypatch):
-    """The lr doubles, the weight decay stays: lr * weight_decay doubles with it."""
+    """The lr scales, the weight decay stays: lr * weight_decay scales with the lr."""
     groups, log = run_with_auto_scale_lr(tmp_path, monkeypatch, {
-        'auto_scale_lr.base_batch_size': 1, 'train_dataloader.batch_size': 4, 'optim_wrapper.accumulative_counts': 1})
+        'auto_scale_lr.base_batch_size': 1, 'train_dataloader.batch_size': 4,
+        'optim_wrapper.accumulative_counts': 1})
+    factor = lr_scaling.RULES[lr_scaling.LION_DEFAULT_RULE](4)
     decay = Config.fromfile(write_config(tmp_path, 'again')).optim_wrapper.optimizer
     assert [(g['initial_lr'], g['weight_decay']) for g in groups] == \
-        [(pytest.approx(LR * 2), decay.weight_decay)] * len(groups)
-    assert 'weight decay unchanged, so lr * weight_decay also x 2' in log
+        [(pytest.approx(LR * factor), decay.weight_decay)] * len(groups)
+    assert f'weight decay unchanged, so lr * weight_decay also x {factor:.6g}' in log
 
 
 def test_plan_and_check_without_a_runner():

@@ -19,8 +19,9 @@ What the converter does:
   * every lr-valued scheduler field (eta_min, eta_max, max_lr, min_value of lr
     schedulers) scaled like lr; factors and ratios kept;
   * auto_scale_lr: the total batch the lr was tuned for (base_batch_size), and Lion's
-    rule (rule='sqrt', mmlion.engine.lr_scaling): --auto-scale-lr then scales the lr by
-    the square root of the batch ratio, not linearly as for AdamW;
+    rule, named (mmlion.engine.lr_scaling.LION_DEFAULT_RULE, from the batch-size
+    evidence in docs/evidence.md): --auto-scale-lr then scales the lr to the effective
+    batch, accumulative_counts included;
   * paramwise_cfg, clip_grad, the OptimWrapper type and everything else inherited.
 It prints a table of what changed and why, and loads the new config to check it. It
 never replaces a file it did not write (the stamp rule of mmlion.utils.ownership).
@@ -165,8 +166,8 @@ def scaling_rule(cfg: Config, batch: int) -> Tuple[dict, tuple]:
     scale = dict(base_batch_size=batch, rule=LION_DEFAULT_RULE) if batch > 0 else \
         dict(rule=LION_DEFAULT_RULE)
     return scale, ('auto_scale_lr.rule', str(before), LION_DEFAULT_RULE,
-                   "Lion's sign step is the full lr: --auto-scale-lr scales it by the square "
-                   'root of the batch ratio (docs/evidence.md)')
+                   "Lion's rule, from mmlion's batch-size evidence (docs/lr_scaling.md); "
+                   '--auto-scale-lr counts accumulative_counts too')
 
 
 def render(base: str, imports: List[str], optimizer: dict, schedulers: Optional[list],

@@ -40,6 +40,6 @@ param_scheduler = [
 ]
 
 # The lr above is for a total batch of 256 (8 GPUs x 32); `--auto-scale-lr` scales
-# it to the batch actually used (GPUs x batch x accumulative_counts) by Lion's rule,
-# the square root of the batch ratio (mmlion.engine.lr_scaling).
+# it to the batch actually used (GPUs x batch x accumulative_counts) by Lion's rule
+# (mmlion.engine.lr_scaling).
 auto_scale_lr = dict(enable=False, base_batch_size=256)

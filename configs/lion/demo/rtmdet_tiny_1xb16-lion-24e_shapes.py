@@ -31,8 +31,8 @@ param_scheduler = [
         by_epoch=True,
         convert_to_iter_based=True)
 ]
-# The lr above is for a total batch of 16; `--auto-scale-lr` scales it by the square
-# root of the batch ratio (Lion's rule, mmlion.engine.lr_scaling).
+# The lr above is for a total batch of 16; `--auto-scale-lr` scales it to the effective
+# batch by Lion's rule (mmlion.engine.lr_scaling).
 auto_scale_lr = dict(base_batch_size=16)
 
 # mmlion's CheckpointHook: checkpoints carry RNG states and any half-accumulated

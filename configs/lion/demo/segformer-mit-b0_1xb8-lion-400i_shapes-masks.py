@@ -46,6 +46,6 @@ default_hooks = dict(logger=dict(interval=20),
                      checkpoint=dict(interval=200, max_keep_ckpts=1))
 randomness = dict(seed=0)
 
-# The lr is for a total batch of 8; --auto-scale-lr scales it by Lion's rule (the
-# square root of the batch ratio, mmlion.engine.lr_scaling).
+# The lr is for a total batch of 8; --auto-scale-lr scales it to the effective
+# batch (GPUs x batch x accumulative_counts) by Lion's rule (mmlion.engine.lr_scaling).
 auto_scale_lr = dict(enable=False, base_batch_size=8)

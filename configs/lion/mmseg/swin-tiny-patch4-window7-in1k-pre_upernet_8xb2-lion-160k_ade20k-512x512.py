@@ -19,6 +19,6 @@ optim_wrapper = dict(
 default_hooks = dict(checkpoint=dict(type='mmlion.ResumableCheckpointHook', by_epoch=False,
                                      interval=16000))
 
-# The lr is for a total batch of 16; --auto-scale-lr scales it by Lion's rule (the
-# square root of the batch ratio, mmlion.engine.lr_scaling).
+# The lr is for a total batch of 16; --auto-scale-lr scales it to the effective
+# batch (GPUs x batch x accumulative_counts) by Lion's rule (mmlion.engine.lr_scaling).
 auto_scale_lr = dict(enable=False, base_batch_size=16)
