@@ -6,6 +6,7 @@
 # because deepspeed would otherwise clip at 1.0. 2 x 8 images keep the total batch of
 # 16, so lr and weight decay stay.
 _base_ = './rtmdet_tiny_1xb16-lion-24e_shapes.py'
+base_optimizer = {{_base_.optim_wrapper.optimizer}}  # the main job's lr, betas, decay
 
 runner_type = 'FlexibleRunner'
 strategy = dict(type='DeepSpeedStrategy', zero_optimization=dict(stage=2),
@@ -13,7 +14,7 @@ strategy = dict(type='DeepSpeedStrategy', zero_optimization=dict(stage=2),
 optim_wrapper = dict(
     _delete_=True,
     type='DeepSpeedOptimWrapper',
-    optimizer=dict(type='Lion', lr=4e-4, betas=(0.95, 0.98), weight_decay=0.5),
+    optimizer=base_optimizer,
     paramwise_cfg=dict(
         norm_decay_mult=0, bias_decay_mult=0, flat_decay_mult=0, bypass_duplicate=True))
 train_dataloader = dict(batch_size=8)
