@@ -98,3 +98,20 @@ def test_plan_and_check_without_a_runner():
             lr_scaling.check_auto_scale_lr(bad)
     lr_scaling.check_auto_scale_lr(None)
     lr_scaling.check_auto_scale_lr(dict(enable=False))  # nothing to scale, nothing needed
+
+
+def test_flexible_runner_strategies_scale_by_the_rule(tmp_path):
+    """The FlexibleRunner's strategies (MMEngine's SingleDeviceStrategy here; mmlion's
+    FSDP strategy inherits the same method) scale Lion's lr by the rule, counting
+    accumulation."""
+    import torch
+    from mmengine._strategy import SingleDeviceStrategy
+    strategy = SingleDeviceStrategy(
+        work_dir=str(tmp_path), experiment_name=f'lr_scaling_{tmp_path.name}',
+        auto_scale_lr=dict(enable=True, base_batch_size=4, rule='sqrt'))
+    model, _ = strategy.prepare(
+        torch.nn.Linear(3, 2),
+        optim_wrapper=dict(optimizer=dict(type='Lion', lr=LR), accumulative_counts=4),
+        dispatch_kwargs=dict(train_micro_batch_size_per_gpu=4, max_iters=8))
+    lrs = [g['lr'] for g in strategy.optim_wrapper.optimizer.param_groups]
+    assert lrs == [pytest.approx(LR * 2)] * len(lrs)  # sqrt(1 x 4 x 4 / 4)
