@@ -249,7 +249,7 @@ class Lion(Optimizer):
             elif not self._guard_allows_step(located, first['max_consecutive_skips']):
                 return loss
         plan = self._step_plan
-        buckets = plan.reuse(self.param_groups) if plan is not None else None
+        buckets = plan.reuse(self.param_groups, self.state) if plan is not None else None
         if buckets is None:  # (the plan holds no sparse gradient: _init_group refuses them)
             buckets = self._plan_buckets()
         for params, grads, exp_avgs, hyper, host_plan in buckets:
@@ -273,7 +273,7 @@ class Lion(Optimizer):
             self._init_group(group, index, bucket)
         keys = [key for key, bucket in buckets.items() if bucket[0]]
         plan = self._step_plan = StepPlan(
-            self.param_groups, [members[k] for k in keys],
+            self.param_groups, self.state, [members[k] for k in keys],
             [(buckets[k][0], buckets[k][2]) for k in keys], _hyperparameters) \
             if StepPlan.usable(self.param_groups) else None
         host_plans = plan.host_plans() if plan is not None else [None] * len(keys)

@@ -13,8 +13,12 @@ passes over the parameters:
 * each bucket's groups still equal in every hyperparameter (a scheduler changing every
   lr alike keeps the buckets; the values are read afresh each step), no Tensor lr.
 
-The momenta are the plan's own references: :meth:`Lion.load_state_dict` and
-:meth:`Lion.add_param_group` drop the plan, so do ``deepcopy`` and pickling. The
+* the same momenta in the optimizer's state (by identity: torch's
+  ``ZeroRedundancyOptimizer.load_state_dict`` writes its inner optimizer's state
+  directly, not through ``Lion.load_state_dict``).
+
+:meth:`Lion.load_state_dict` and :meth:`Lion.add_param_group` drop the plan, so do
+``deepcopy`` and pickling. The
 gradients are read afresh each step (``zero_grad(set_to_none=True)`` hands back new
 Tensors every step); the kernel's own host plan checks their storage
 (:mod:`mmlion.ops.lion_triton`).
@@ -43,15 +47,22 @@ def _layouts(grads: List[Optional[Tensor]]) -> list:
     return [None if g is None else g.layout for g in grads]
 
 
+def _momenta(state: dict) -> list:
+    """The identity of every momentum in the optimizer's state (one pass over its values:
+    no Tensor hashing)."""
+    return [id(s.get('exp_avg')) for s in state.values()]
+
+
 class StepPlan:
     """The buckets of one step, and what must stay the same for them to hold."""
 
-    def __init__(self, param_groups: List[dict], members: List[List[int]],
+    def __init__(self, param_groups: List[dict], state: dict, members: List[List[int]],
                  lists: List[tuple], hyperparameters: Callable[[dict], dict]):
-        """``members``: each bucket's group indices (increasing); ``lists``: each
-        bucket's (params, exp_avgs) as the step built them; ``hyperparameters``: what
-        :func:`lion` takes from a group."""
+        """``state``: the optimizer's; ``members``: each bucket's group indices
+        (increasing); ``lists``: each bucket's (params, exp_avgs) as the step built them;
+        ``hyperparameters``: what :func:`lion` takes from a group."""
         self.group_ids = list(map(id, param_groups))
+        self.momenta = _momenta(state)
         params = [p for group in param_groups for p in group['params']]
         self.param_ids = list(map(id, params))
         grads = _grads(params)
@@ -83,11 +94,13 @@ class StepPlan:
         return not any(isinstance(g['lr'], Tensor) or isinstance(g.get('initial_lr'), Tensor)
                        for g in param_groups)
 
-    def reuse(self, param_groups: List[dict]) -> Optional[List[tuple]]:
+    def reuse(self, param_groups: List[dict], state: dict) -> Optional[List[tuple]]:
         """Each bucket's (params, grads, exp_avgs, hyperparameters, host plan) for this
         step, or None when the plan no longer holds. A few passes over the groups and
         parameters, each a comprehension or a C-level map."""
         if list(map(id, param_groups)) != self.group_ids:
+            return None
+        if _momenta(state) != self.momenta:
             return None
         params = [p for group in param_groups for p in group['params']]
         if list(map(id, params)) != self.param_ids:

@@ -188,3 +188,23 @@ def test_triton_host_plan_follows_the_storages(triton_device, monkeypatch):
     unplanned.step()
     for a, b in zip(net.parameters(), twin.parameters()):
         assert torch.equal(a, b)
+
+
+def test_state_written_past_load_state_dict_rebuilds_the_plan():
+    """torch's ZeroRedundancyOptimizer.load_state_dict writes its inner optimizer's state
+    directly: the next step must use the loaded momenta, not the plan's old ones."""
+    net, twin = model(), model()
+    planned, reference = Lion(paramwise(net)), Lion(paramwise(twin))
+    for optimizer, module in ((planned, net), (reference, twin)):
+        train(module, optimizer, 2)
+    for p in net.parameters():  # as ZeRO does: a new state dict per parameter
+        planned.state[p] = {'exp_avg': torch.full_like(p, 0.5)}
+    for p in twin.parameters():
+        reference.state[p] = {'exp_avg': torch.full_like(p, 0.5)}
+        reference._step_plan = None
+    for optimizer, module in ((planned, net), (reference, twin)):
+        train(module, optimizer, 1, start=2)
+    for a, b in zip(net.parameters(), twin.parameters()):
+        assert torch.equal(a, b)
+    for p, q in zip(net.parameters(), twin.parameters()):
+        assert torch.equal(planned.state[p]['exp_avg'], reference.state[q]['exp_avg'])
