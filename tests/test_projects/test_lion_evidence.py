@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from helpers import ROOT, load_tool, png_size
+from helpers import DEMO, ROOT, load_tool, png_size
 from projects.lion_evidence.tools import batch_size_sweep as batch_size
 from projects.lion_evidence.tools import convergence_digits as convergence
 
@@ -78,3 +78,13 @@ def test_batch_size_sweep_and_lfw_runs(tmp_path, capsys):
     assert 'the 50 held-out crops' in printed
     for name, seeds in lfw.items():  # faces against non-faces: chance is 0.5
         assert all(s[3]['val_accuracy'] > 0.7 for s in seeds.values()), (name, seeds)
+
+
+def test_seeds_shapes_trains_at_another_batch_with_a_rule():
+    """``config.py:rule`` and ``--batch-size``: the options a run gets (the warmup keeps
+    its epochs: 100 iterations of 16 images are 25 of 64)."""
+    from projects.lion_evidence.tools import seeds_shapes
+    assert seeds_shapes.batch_options(DEMO, 64) == ['train_dataloader.batch_size=64',
+                                                    'param_scheduler.0.end=25']
+    args = seeds_shapes.parse_args([f'{DEMO}:sqrt', '--batch-size', '64', '--seeds', '1'])
+    assert (args.configs, args.batch_size, args.seeds) == ([f'{DEMO}:sqrt'], 64, [1])
