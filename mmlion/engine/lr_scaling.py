@@ -32,10 +32,10 @@ The Runner (and the FlexibleRunner's strategies) call :func:`runner_scale_lr` (a
 them (:mod:`mmlion.engine.mmengine_fixes`, workaround ``'lr_scaling'``).
 """
 import math
-from typing import Callable, Dict, NamedTuple, Optional
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
-__all__ = ['RULES', 'LION_DEFAULT_RULE', 'check_auto_scale_lr', 'Scaling', 'plan_scaling',
-           'install', 'runner_scale_lr', 'strategy_scale_lr']
+__all__ = ['RULES', 'LION_DEFAULT_RULE', 'check_auto_scale_lr', 'Scaling', 'rule_for',
+           'plan_scaling', 'install', 'runner_scale_lr', 'strategy_scale_lr']
 
 # rule name: lr factor as a function of (effective batch / base batch)
 RULES: Dict[str, Callable[[float], float]] = {
@@ -85,36 +85,45 @@ def is_lion(optimizer) -> bool:
 class Scaling(NamedTuple):
     rule: str
     why: str              # where the rule came from
-    effective_batch: int  # world size x per-process batch x accumulated steps
+    world_size: int
+    batch_size: int       # per process
+    accumulation: int     # accumulative_counts
     base_batch: float
     factor: float         # every lr of the wrapper is multiplied by it
 
-    def describe(self, world_size: int, batch_size: int, accumulation: int,
-                 name: str = '') -> str:
+    @property
+    def effective_batch(self) -> int:
+        return self.world_size * self.batch_size * self.accumulation
+
+    def describe(self, name: str = '') -> str:
         return (f'auto_scale_lr{name}: effective batch {self.effective_batch} = '
-                f'{world_size} process(es) x {batch_size} per process x {accumulation} '
-                f'accumulated step(s), tuned for {self.base_batch:g}; rule '
-                f'{self.rule!r} ({self.why}): lr x {self.factor:.6g}; weight decay '
+                f'{self.world_size} process(es) x {self.batch_size} per process x '
+                f'{self.accumulation} accumulated step(s), tuned for {self.base_batch:g}; '
+                f'rule {self.rule!r} ({self.why}): lr x {self.factor:.6g}; weight decay '
                 f'unchanged, so lr * weight_decay also x {self.factor:.6g}')
 
 
 MMENGINE_RULE = "MMEngine's rule: no auto_scale_lr.rule, and not Lion"
 
 
-def plan_scaling(auto_scale_lr: dict, optimizer, world_size: int, batch_size: int,
-                 accumulation: int = 1) -> Scaling:
-    """How one wrapper's lrs scale."""
-    check_auto_scale_lr(auto_scale_lr)
+def rule_for(auto_scale_lr: dict, optimizer) -> Tuple[str, str]:
+    """(rule, where it came from) for one wrapper's optimizer."""
     rule = auto_scale_lr.get('rule')
     if rule is not None:
-        why = 'auto_scale_lr.rule'
-    elif is_lion(optimizer):
-        rule, why = LION_DEFAULT_RULE, "Lion's default, from mmlion's batch-size evidence"
-    else:
-        rule, why = 'linear', MMENGINE_RULE
-    effective = world_size * batch_size * accumulation
+        return rule, 'auto_scale_lr.rule'
+    if is_lion(optimizer):
+        return LION_DEFAULT_RULE, "Lion's default, from mmlion's batch-size evidence"
+    return 'linear', MMENGINE_RULE
+
+
+def plan_scaling(auto_scale_lr: dict, optimizer, world_size: int, batch_size: int,
+                 accumulation: int = 1) -> Scaling:
+    """How one wrapper's lrs scale (``auto_scale_lr`` checked by
+    :func:`check_auto_scale_lr`)."""
+    rule, why = rule_for(auto_scale_lr, optimizer)
     base = auto_scale_lr['base_batch_size']
-    return Scaling(rule, why, effective, base, RULES[rule](effective / base))
+    ratio = world_size * batch_size * accumulation / base
+    return Scaling(rule, why, world_size, batch_size, accumulation, base, RULES[rule](ratio))
 
 
 # -- in place of MMEngine's Runner.scale_lr and BaseStrategy._scale_lr ------------------
@@ -153,7 +162,7 @@ def _scale(owner, optim_wrapper, auto_scale_lr: dict, batch_size, mmengine_metho
     """Scale each wrapper's lrs by its own plan; hand back to MMEngine's method where no
     wrapper has one."""
     wrappers = _wrappers(optim_wrapper)
-    if all(plan_scaling(auto_scale_lr, w.optimizer, 1, 1).why == MMENGINE_RULE
+    if all(rule_for(auto_scale_lr, w.optimizer)[1] == MMENGINE_RULE
            for w in wrappers.values()):
         return mmengine_method()  # an AdamW (or SGD...) config behaves as it always did
     if _schedulers_built(getattr(owner, 'param_schedulers', None)):
@@ -167,8 +176,7 @@ def _scale(owner, optim_wrapper, auto_scale_lr: dict, batch_size, mmengine_metho
         accumulation = getattr(wrapper, '_accumulative_counts', 1)
         plan = plan_scaling(auto_scale_lr, wrapper.optimizer, world_size, batch_size,
                             accumulation)
-        owner.logger.info(plan.describe(world_size, batch_size, accumulation,
-                                        f'[{name}]' if name else ''))
+        owner.logger.info(plan.describe(f'[{name}]' if name else ''))
         for group in wrapper.optimizer.param_groups:
             group['lr'] = group['lr'] * plan.factor
 
