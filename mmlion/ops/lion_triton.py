@@ -94,7 +94,7 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     device = params[0].device
     refuse_graph_capture(device, 'Lion(fused=True)')
     with _on_device(device):
-        _step(kernels, params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2,
+        _step(kernels, device, params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2,
               weight_decay=weight_decay, initial_lr=initial_lr, maximize=maximize,
               cautious=cautious, grad_scale=grad_scale, found_inf=found_inf,
               host_plan=host_plan)
@@ -109,8 +109,8 @@ def _on_device(device: torch.device):
     return contextlib.nullcontext()
 
 
-def _step(kernels, params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, initial_lr,
-          maximize, cautious, grad_scale, found_inf, host_plan) -> None:
+def _step(kernels, device, params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay,
+          initial_lr, maximize, cautious, grad_scale, found_inf, host_plan) -> None:
     fingerprint = _fingerprint(params, grads, exp_avgs) if host_plan is not None else None
     reuse = host_plan is not None and host_plan.get('fingerprint') == fingerprint
     if not reuse:
@@ -118,7 +118,6 @@ def _step(kernels, params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay, i
         if reason is not None:
             raise RuntimeError(f'fused=True: the Triton Lion kernel cannot take these '
                                f'tensors: {reason}; use foreach=True')
-    device = params[0].device
     lr, initial_lr = _on_device_or_float(lr, device), _on_device_or_float(initial_lr, device)
     scalars = _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf)
     flags = dict(maximize=maximize, cautious=cautious)

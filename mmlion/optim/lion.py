@@ -274,7 +274,8 @@ class Lion(Optimizer):
         keys = [key for key, bucket in buckets.items() if bucket[0]]
         plan = self._step_plan = StepPlan(
             self.param_groups, self.state, [members[k] for k in keys],
-            [(buckets[k][0], buckets[k][2]) for k in keys], _hyperparameters) \
+            [(buckets[k][0], buckets[k][2]) for k in keys], _hyperparameters,
+            _STATIC_HYPERPARAMETERS) \
             if StepPlan.usable(self.param_groups) else None
         host_plans = plan.host_plans() if plan is not None else [None] * len(keys)
         return [(*buckets[k], host_plan) for k, host_plan in zip(keys, host_plans)]
@@ -336,6 +337,13 @@ def check_installed_versions(group: dict) -> None:
         raise RuntimeError(f'fused=True with parameters on '
                            f'{next(p.device for p in params if lion_triton.runs_on(p.device))}: '
                            f'{lion_triton.load_error()}; use foreach=True (the CUDA default)')
+
+
+# What _hyperparameters and _bucket_key read from a group besides lr and initial_lr
+# (which schedulers change), and state_dtype, which the momenta were made with: a
+# StepPlan reuses a step's buckets while these stay as recorded.
+_STATIC_HYPERPARAMETERS = ('betas', 'weight_decay', 'maximize', 'cautious', 'foreach',
+                           'fused', 'decoupled_weight_decay', 'state_dtype')
 
 
 def _hyperparameters(group: dict) -> dict:

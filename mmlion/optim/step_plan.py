@@ -11,31 +11,23 @@ passes over the parameters:
 * the same parameters with gradients, all dense (a parameter whose gradient appears or
   goes, as a frozen branch does, or turns sparse, rebuilds the plan);
 * each bucket's groups still equal in every hyperparameter (a scheduler changing every
-  lr alike keeps the buckets; the values are read afresh each step), no Tensor lr.
-
+  lr alike keeps the buckets; the values are read afresh each step), no Tensor lr;
 * the same momenta in the optimizer's state (by identity: torch's
   ``ZeroRedundancyOptimizer.load_state_dict`` writes its inner optimizer's state
   directly, not through ``Lion.load_state_dict``).
 
 :meth:`Lion.load_state_dict` and :meth:`Lion.add_param_group` drop the plan, so do
-``deepcopy`` and pickling. The
-gradients are read afresh each step (``zero_grad(set_to_none=True)`` hands back new
-Tensors every step); the kernel's own host plan checks their storage
-(:mod:`mmlion.ops.lion_triton`).
+``deepcopy`` and pickling. The gradients are read afresh each step
+(``zero_grad(set_to_none=True)`` hands back new Tensors every step); the kernel's own
+host plan checks their storage (:mod:`mmlion.ops.lion_triton`).
 """
 from operator import itemgetter
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from torch import Tensor
 
 __all__ = ['StepPlan']
 
-# Every hyperparameter lion() reads from a group (and state_dtype, which the momenta
-# were made with): a bucket's groups must agree on all of them, and on everything but
-# lr and initial_lr (which schedulers change) with the step that recorded the plan.
-_STATIC_KEYS = ('betas', 'weight_decay', 'maximize', 'cautious', 'foreach', 'fused',
-                'decoupled_weight_decay', 'state_dtype')
-_N_STATIC = len(_STATIC_KEYS)
 _NUMBERS = (float, int)
 
 
@@ -57,10 +49,13 @@ class StepPlan:
     """The buckets of one step, and what must stay the same for them to hold."""
 
     def __init__(self, param_groups: List[dict], state: dict, members: List[List[int]],
-                 lists: List[tuple], hyperparameters: Callable[[dict], dict]):
+                 lists: List[tuple], hyperparameters: Callable[[dict], dict],
+                 static_keys: Tuple[str, ...]):
         """``state``: the optimizer's; ``members``: each bucket's group indices
         (increasing); ``lists``: each bucket's (params, exp_avgs) as the step built them;
-        ``hyperparameters``: what :func:`lion` takes from a group."""
+        ``hyperparameters``: what :func:`lion` takes from a group; ``static_keys``: the
+        group keys besides lr and initial_lr that must stay as recorded."""
+        self.n_static = len(static_keys)
         self.group_ids = list(map(id, param_groups))
         self.momenta = _momenta(state)
         params = [p for group in param_groups for p in group['params']]
@@ -68,7 +63,7 @@ class StepPlan:
         grads = _grads(params)
         self.layouts = _layouts(grads)
         self.has_initial_lr = all('initial_lr' in g for g in param_groups)
-        self.hyper_of = itemgetter(*_STATIC_KEYS, 'lr',
+        self.hyper_of = itemgetter(*static_keys, 'lr',
                                    *(('initial_lr',) if self.has_initial_lr else ()))
         self.hyperparameters = hyperparameters
         # each group's flat indices (into params) of the parameters with gradients
@@ -80,7 +75,7 @@ class StepPlan:
         # the last item: the GPU kernel's own host plan for the bucket (lion()'s host_plan)
         self.buckets = [(indices, params_, exp_avgs,
                          [i for g in indices for i in with_grad[g]],
-                         self.hyper_of(param_groups[indices[0]])[:_N_STATIC], {})
+                         self.hyper_of(param_groups[indices[0]])[:self.n_static], {})
                         for indices, (params_, exp_avgs) in zip(members, lists)]
 
     def host_plans(self) -> List[dict]:
@@ -117,8 +112,8 @@ class StepPlan:
         steps = []
         for indices, bucket_params, exp_avgs, picks, static, host_plan in self.buckets:
             first = hyper[indices[0]]
-            if first[:_N_STATIC] != static or not all(
-                    isinstance(v, _NUMBERS) for v in first[_N_STATIC:]):
+            if first[:self.n_static] != static or not all(
+                    isinstance(v, _NUMBERS) for v in first[self.n_static:]):
                 return None
             if any(hyper[i] != first for i in indices):
                 return None
