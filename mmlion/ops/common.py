@@ -1,7 +1,12 @@
 """What the kernels and the optimizer's PyTorch implementations share, written once."""
-import torch
+from typing import List, Optional, Union
 
-__all__ = ['PLAIN_TYPES', 'decay_factor', 'refuse_graph_capture']
+import torch
+from torch import Tensor
+
+from .loader import CPU
+
+__all__ = ['PLAIN_TYPES', 'decay_factor', 'layout_key', 'refuse_graph_capture']
 
 # Plain tensors, as torch.optim.optimizer's _foreach_supported_types lists them: no
 # subclasses (DTensor, FakeTensor, ...), whose data a kernel cannot address.
@@ -27,3 +32,26 @@ def refuse_graph_capture(device: torch.device, what: str) -> None:
             f'non-finite guard are managed by the host each step. Capture the model only '
             f'(torch.cuda.make_graphed_callables), or use Lion(foreach=True) with '
             f'capturable optimizers elsewhere')
+
+
+def layout_key(*lists: List[Tensor]) -> Optional[Union[bytes, list]]:
+    """What a host plan's pointer tables depend on, for lists of tensors: where each
+    tensor's memory starts, its dtype, device, sizes and strides (FSDP's resharding
+    moves and resizes parameters; ``zero_grad(set_to_none=True)`` hands back new
+    gradient Tensors each step). Equal keys mean every tensor is laid out as before.
+    None when some item is not a plain strided tensor (the caller checks it the slow
+    way and names it).
+
+    One C++ call (``mmlion.ops._C.layout_key``, a few nanoseconds per tensor) where
+    the extension is built; the same facts in Python, slower, where it is not."""
+    module = CPU.get()
+    if module is not None:
+        return module.layout_key(*lists)
+    tensors = [t for ts in lists for t in ts]
+    if not all(type(t) in PLAIN_TYPES and t.layout == torch.strided for t in tensors):
+        return None
+    try:
+        return [list(map(len, lists))] + [(t.data_ptr(), t.dtype, t.device, t.shape,
+                                           t.stride()) for t in tensors]
+    except RuntimeError:  # no storage to point at (a meta or fake tensor)
+        return None

@@ -17,7 +17,7 @@ from typing import List, NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .common import PLAIN_TYPES, decay_factor, refuse_graph_capture
+from .common import PLAIN_TYPES, decay_factor, layout_key, refuse_graph_capture
 from .loader import TRITON
 
 __all__ = ['DEVICE_TYPES', 'available', 'load_error', 'runs_on', 'untaken', 'fused_lion_']
@@ -84,7 +84,8 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     ``host_plan``: a dict the caller keeps for these lists across steps (``Lion.step``
     keeps one per bucket). The checks, the splits and the pointer tables of one step are
     kept in it and reused while every tensor keeps its storage and layout (a
-    :func:`_fingerprint` per step); a step that had to copy a tensor keeps nothing."""
+    :func:`~.common.layout_key` per step); a step that had to copy a tensor keeps
+    nothing."""
     kernels = TRITON.get()
     if kernels is None:
         raise RuntimeError(f'fused=True on the GPU needs Triton, which failed to load '
@@ -111,8 +112,8 @@ def _on_device(device: torch.device):
 
 def _step(kernels, device, params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay,
           initial_lr, maximize, cautious, grad_scale, found_inf, host_plan) -> None:
-    fingerprint = _fingerprint(params, grads, exp_avgs) if host_plan is not None else None
-    reuse = host_plan is not None and host_plan.get('fingerprint') == fingerprint
+    key = layout_key(params, grads, exp_avgs) if host_plan is not None else None
+    reuse = key is not None and host_plan.get('layout_key') == key
     if not reuse:
         reason = untaken(params, grads, exp_avgs)
         if reason is not None:
@@ -136,8 +137,8 @@ def _step(kernels, device, params, grads, exp_avgs, *, lr, beta1, beta2, weight_
                 launches.append(launch)
     if host_plan is not None:
         host_plan.clear()
-        if not copied:
-            host_plan.update(fingerprint=fingerprint, launches=launches)
+        if not copied and key is not None:
+            host_plan.update(layout_key=key, launches=launches)
 
 
 class Launch(NamedTuple):
@@ -147,17 +148,6 @@ class Launch(NamedTuple):
     param_dtype: torch.dtype
     state_dtype: torch.dtype
     aligned: bool
-
-
-def _fingerprint(params, grads, exp_avgs) -> tuple:
-    """What a host plan's launches depend on, beyond the tensors' identities (the
-    caller's lists of params and momenta are the same objects each step): where each
-    tensor's memory starts (FSDP's resharding moves parameters), and the layout of each
-    gradient (new Tensors each step after ``zero_grad(set_to_none=True)``; autograd
-    gives them their parameter's dtype, shape and device)."""
-    data_ptr = Tensor.data_ptr
-    return (list(map(data_ptr, params)), list(map(data_ptr, grads)),
-            list(map(data_ptr, exp_avgs)), list(map(Tensor.stride, grads)))
 
 
 def _on_device_or_float(value, device: torch.device):

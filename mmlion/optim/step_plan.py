@@ -21,7 +21,8 @@ passes over the parameters:
 (``zero_grad(set_to_none=True)`` hands back new Tensors every step); the kernel's own
 host plan checks their storage (:mod:`mmlion.ops.lion_triton`).
 """
-from operator import itemgetter
+from itertools import chain, repeat
+from operator import attrgetter, itemgetter
 from typing import Callable, List, Optional, Tuple
 
 from torch import Tensor
@@ -29,20 +30,33 @@ from torch import Tensor
 __all__ = ['StepPlan']
 
 _NUMBERS = (float, int)
+# C-level accessors, mapped over thousands of groups and parameters per step.
+_PARAMS = itemgetter('params')
+_GRAD = attrgetter('grad')
+_EXP_AVG = itemgetter('exp_avg')
 
 
-def _grads(params: List[Tensor]) -> List[Optional[Tensor]]:
-    return [p.grad for p in params]
+def _params(param_groups: List[dict]) -> List[Tensor]:
+    return list(chain.from_iterable(map(_PARAMS, param_groups)))
 
 
 def _layouts(grads: List[Optional[Tensor]]) -> list:
-    return [None if g is None else g.layout for g in grads]
+    """Each gradient's layout, None where there is none."""
+    return list(map(getattr, grads, repeat('layout'), repeat(None)))
 
 
-def _momenta(state: dict) -> list:
+def _momenta(state: dict) -> Optional[list]:
     """The identity of every momentum in the optimizer's state (one pass over its values:
-    no Tensor hashing)."""
-    return [id(s.get('exp_avg')) for s in state.values()]
+    no Tensor hashing); None when some parameter's state has none."""
+    try:
+        return list(map(id, map(_EXP_AVG, state.values())))
+    except KeyError:
+        return None
+
+
+def _picker(indices: List[int]) -> Callable[[list], tuple]:
+    """``indices``' items of a list as a tuple, in one C-level call (even for one index)."""
+    return lambda items, get=itemgetter(*indices, indices[0]): get(items)[:-1]
 
 
 class StepPlan:
@@ -56,11 +70,13 @@ class StepPlan:
         ``hyperparameters``: what :func:`lion` takes from a group; ``static_keys``: the
         group keys besides lr and initial_lr that must stay as recorded."""
         self.n_static = len(static_keys)
+        self.groups = list(param_groups)  # held, so no new group can take an old one's id
         self.group_ids = list(map(id, param_groups))
+        self.group_sizes = list(map(len, param_groups))  # a key added (initial_lr) or removed
         self.momenta = _momenta(state)
-        params = [p for group in param_groups for p in group['params']]
+        params = _params(param_groups)
         self.param_ids = list(map(id, params))
-        grads = _grads(params)
+        grads = list(map(_GRAD, params))
         self.layouts = _layouts(grads)
         self.has_initial_lr = all('initial_lr' in g for g in param_groups)
         self.hyper_of = itemgetter(*static_keys, 'lr',
@@ -72,9 +88,10 @@ class StepPlan:
             end = start + len(group['params'])
             with_grad.append([i for i in range(start, end) if grads[i] is not None])
             start = end
-        # the last item: the GPU kernel's own host plan for the bucket (lion()'s host_plan)
-        self.buckets = [(indices, params_, exp_avgs,
-                         [i for g in indices for i in with_grad[g]],
+        # (leader group, members' hyperparameters, params, exp_avgs, their grads, the
+        # leader's static hyperparameters, the GPU kernel's own host plan for the bucket)
+        self.buckets = [(indices[0], _picker(indices), params_, exp_avgs,
+                         _picker([i for g in indices for i in with_grad[g]]),
                          self.hyper_of(param_groups[indices[0]])[:self.n_static], {})
                         for indices, (params_, exp_avgs) in zip(members, lists)]
 
@@ -91,32 +108,29 @@ class StepPlan:
 
     def reuse(self, param_groups: List[dict], state: dict) -> Optional[List[tuple]]:
         """Each bucket's (params, grads, exp_avgs, hyperparameters, host plan) for this
-        step, or None when the plan no longer holds. A few passes over the groups and
-        parameters, each a comprehension or a C-level map."""
-        if list(map(id, param_groups)) != self.group_ids:
+        step, or None when the plan no longer holds. A few C-level passes over the groups
+        and parameters, and one comparison per bucket."""
+        if list(map(id, param_groups)) != self.group_ids or \
+                list(map(len, param_groups)) != self.group_sizes:
             return None
         if _momenta(state) != self.momenta:
             return None
-        params = [p for group in param_groups for p in group['params']]
+        params = _params(param_groups)
         if list(map(id, params)) != self.param_ids:
             return None
-        grads = _grads(params)
+        grads = list(map(_GRAD, params))
         if _layouts(grads) != self.layouts:  # a gradient came, went, or is sparse
             return None
-        try:
-            hyper = list(map(self.hyper_of, param_groups))
-        except KeyError:  # a group lost initial_lr
-            return None
-        if not self.has_initial_lr and any('initial_lr' in g for g in param_groups):
-            return None
+        hyper = list(map(self.hyper_of, param_groups))
         steps = []
-        for indices, bucket_params, exp_avgs, picks, static, host_plan in self.buckets:
-            first = hyper[indices[0]]
+        for leader, members_of, params_, exp_avgs, grads_of, static, host_plan in self.buckets:
+            first = hyper[leader]
             if first[:self.n_static] != static or not all(
                     isinstance(v, _NUMBERS) for v in first[self.n_static:]):
                 return None
-            if any(hyper[i] != first for i in indices):
+            members = members_of(hyper)
+            if members != (first,) * len(members):
                 return None
-            steps.append((bucket_params, [grads[i] for i in picks], exp_avgs,
-                          self.hyperparameters(param_groups[indices[0]]), host_plan))
+            steps.append((params_, list(grads_of(grads)), exp_avgs,
+                          self.hyperparameters(param_groups[leader]), host_plan))
         return steps

@@ -208,3 +208,25 @@ def test_state_written_past_load_state_dict_rebuilds_the_plan():
         assert torch.equal(a, b)
     for p, q in zip(net.parameters(), twin.parameters()):
         assert torch.equal(planned.state[p]['exp_avg'], reference.state[q]['exp_avg'])
+
+
+def test_triton_host_plan_sees_a_parameter_shrunk_in_place(triton_device, monkeypatch):
+    """A parameter whose data becomes a shorter view of the same memory (the same
+    address, fewer elements) must not be stepped with the old table's length: the
+    memory past the view stays as it was."""
+    tables = TableBuilds(monkeypatch)
+    memory = torch.zeros(8, device=triton_device)
+    grad = torch.ones(8, device=triton_device)
+    p = torch.nn.Parameter(memory.view(8))
+    optimizer = Lion([p], lr=0.5, fused=True)
+    for _ in range(2):
+        p.grad = grad.view(8)  # a new gradient Tensor on the same memory: reused
+        optimizer.step()
+    assert tables.count == 1
+    exp_avg = optimizer.state[p]['exp_avg']
+    with torch.no_grad():  # the same objects, at the same addresses, half as long
+        p.data, exp_avg.data = memory[:4], exp_avg[:4]
+    p.grad = grad[:4]
+    optimizer.step()
+    assert tables.count == 2
+    assert memory[:4].tolist() == [-1.5] * 4 and memory[4:].tolist() == [-1.0] * 4

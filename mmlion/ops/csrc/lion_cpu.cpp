@@ -8,6 +8,7 @@
 // All arithmetic is in the op-math type (float for fp32/bf16/fp16, double for
 // fp64) with one rounding when the param and exp_avg are stored.
 #include <torch/extension.h>
+#include "layout_key.h"
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
@@ -400,4 +401,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "True if no element of the CPU tensors is Inf or NaN; None if some tensor is not "
         "on the CPU",
         py::arg("tensors"));
+  m.def("layout_key", &layout_key,
+        "The layout key of lists of tensors (data pointers, dtypes, devices, sizes, "
+        "strides) as bytes; None if some item is not a plain strided tensor");
 }
