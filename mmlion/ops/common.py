@@ -6,7 +6,7 @@ from torch import Tensor
 
 from .loader import CPU
 
-__all__ = ['PLAIN_TYPES', 'decay_factor', 'layout_key', 'refuse_graph_capture']
+__all__ = ['PLAIN_TYPES', 'as_real', 'decay_factor', 'layout_key', 'refuse_graph_capture']
 
 # Plain tensors, as torch.optim.optimizer's _foreach_supported_types lists them: no
 # subclasses (DTensor, FakeTensor, ...), whose data a kernel cannot address.
@@ -19,6 +19,17 @@ def decay_factor(lr, weight_decay: float, initial_lr):
     if initial_lr is None:
         return 1 - lr * weight_decay
     return 1 - weight_decay * lr / initial_lr
+
+
+def as_real(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor]) -> tuple:
+    """The three lists with each complex tensor viewed as real (the update is the same
+    on the real and imaginary parts); the lists themselves when none is complex."""
+    if not any(map(Tensor.is_complex, params)):
+        return params, grads, exp_avgs
+    as_real_ = [torch.view_as_real(t) if t.is_complex() else t
+                for t in (*params, *grads, *exp_avgs)]
+    n = len(params)
+    return as_real_[:n], as_real_[n:2 * n], as_real_[2 * n:]
 
 
 def refuse_graph_capture(device: torch.device, what: str) -> None:

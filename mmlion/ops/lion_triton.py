@@ -17,7 +17,7 @@ from typing import List, NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .common import PLAIN_TYPES, decay_factor, layout_key, refuse_graph_capture
+from .common import PLAIN_TYPES, as_real, decay_factor, layout_key, refuse_graph_capture
 from .loader import TRITON
 
 __all__ = ['DEVICE_TYPES', 'available', 'load_error', 'runs_on', 'untaken', 'fused_lion_']
@@ -76,9 +76,8 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
                 lr, beta1: float, beta2: float, weight_decay: float, initial_lr,
                 maximize: bool, cautious: bool, grad_scale: Optional[Tensor] = None,
                 found_inf: Optional[Tensor] = None, host_plan: Optional[dict] = None) -> None:
-    """The Lion step over the lists of real tensors (:func:`mmlion.optim.lion.lion`
-    views complex ones as real), in place: one launch per (param dtype, state dtype)
-    pair and alignment (two with ``cautious``). ``grad_scale`` divides the gradients; a
+    """The Lion step over the lists (complex tensors viewed as real), in place: one
+    launch per (param dtype, state dtype) pair and alignment (two with ``cautious``). ``grad_scale`` divides the gradients; a
     nonzero ``found_inf`` (a device flag) makes the step write nothing.
 
     ``host_plan``: a dict the caller keeps for these lists across steps (``Lion.step``
@@ -115,6 +114,7 @@ def _step(kernels, device, params, grads, exp_avgs, *, lr, beta1, beta2, weight_
     key = layout_key(params, grads, exp_avgs) if host_plan is not None else None
     reuse = key is not None and host_plan.get('layout_key') == key
     if not reuse:
+        params, grads, exp_avgs = as_real(params, grads, exp_avgs)
         reason = untaken(params, grads, exp_avgs)
         if reason is not None:
             raise RuntimeError(f'fused=True: the Triton Lion kernel cannot take these '
@@ -131,8 +131,8 @@ def _step(kernels, device, params, grads, exp_avgs, *, lr, beta1, beta2, weight_
         with _dense(ps, gs, ms) as dense:
             copied = copied or bool(dense.write_back)
             for aligned, group in _by_alignment(*dense.lists):
-                table = _table(*group)
-                launch = Launch(table, len(group[0]), param_dtype, state_dtype, aligned)
+                launch = Launch.of(_table(*group), len(group[0]), param_dtype, state_dtype,
+                                   aligned)
                 _launch(kernels, launch, scalars, **flags)
                 launches.append(launch)
     if host_plan is not None:
@@ -145,9 +145,15 @@ class Launch(NamedTuple):
     """One kernel launch of a step, as a host plan keeps it."""
     table: 'DeviceTable'
     n_tensors: int
-    param_dtype: torch.dtype
-    state_dtype: torch.dtype
-    aligned: bool
+    constants: dict  # the kernels' compile-time arguments
+
+    @classmethod
+    def of(cls, table: 'DeviceTable', n_tensors: int, param_dtype: torch.dtype,
+           state_dtype: torch.dtype, aligned: bool) -> 'Launch':
+        triton_dtype = _triton_dtypes()
+        return cls(table, n_tensors, dict(
+            PARAM=triton_dtype[param_dtype], STATE=triton_dtype[state_dtype], ALIGNED=aligned,
+            BLOCK=BLOCK, SEARCH_STEPS=search_steps(n_tensors), num_warps=NUM_WARPS))
 
 
 def _on_device_or_float(value, device: torch.device):
@@ -235,16 +241,24 @@ def _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf) 
     else:
         decay_mode, decay = (1 if initial_lr is None else 2), 1.0
     return dict(
-        lr_ptr=lr if lr_tensor else None, lr_value=0.0 if lr_tensor else float(lr),
-        initial_lr_ptr=initial_lr if initial_tensor else None,
+        lr_ptr=lr.reshape(()) if lr_tensor else None, lr_value=0.0 if lr_tensor else float(lr),
+        initial_lr_ptr=initial_lr.reshape(()) if initial_tensor else None,
         initial_lr_value=(float(initial_lr) if initial_lr is not None and not initial_tensor
                           else 1.0),
         weight_decay=float(weight_decay), decay_value=float(decay),
         beta1=float(beta1), one_minus_beta1=1.0 - beta1,
         beta2=float(beta2), one_minus_beta2=1.0 - beta2,
-        grad_scale_ptr=grad_scale, skip_ptr=found_inf,
+        grad_scale_ptr=_as_scalar(grad_scale), skip_ptr=_as_scalar(found_inf),
         LR_TENSOR=lr_tensor, DECAY=decay_mode, INITIAL_LR_TENSOR=initial_tensor,
         UNSCALE=grad_scale is not None, SKIP=found_inf is not None)
+
+
+# Pointer arguments: None where a launch does not read them (_launch passes a placeholder).
+_POINTERS = ('lr_ptr', 'initial_lr_ptr', 'grad_scale_ptr', 'skip_ptr')
+
+
+def _as_scalar(value: Optional[Tensor]) -> Optional[Tensor]:
+    return None if value is None else value.reshape(())
 
 
 def _launch(kernels, launch: Launch, scalars: dict, *, maximize: bool,
@@ -255,25 +269,18 @@ def _launch(kernels, launch: Launch, scalars: dict, *, maximize: bool,
     table = launch.table.on_current_stream()
     placeholder = table  # for pointer arguments a launch does not read
     args = dict(scalars)
-    for key in ('lr_ptr', 'initial_lr_ptr', 'grad_scale_ptr', 'skip_ptr'):
+    for key in _POINTERS:
         if args[key] is None:
             args[key] = placeholder
-        else:
-            args[key] = args[key].reshape(())
-    triton_dtype = _triton_dtypes()
-    dtypes = dict(PARAM=triton_dtype[launch.param_dtype],
-                  STATE=triton_dtype[launch.state_dtype])
-    shape = dict(ALIGNED=launch.aligned, BLOCK=BLOCK, SEARCH_STEPS=search_steps(n),
-                 num_warps=NUM_WARPS)
     grid = (n_blocks,)
     agree = placeholder
     if cautious:
         agree = torch.zeros(n, dtype=torch.int64, device=table.device)
         kernels.agree_kernel[grid](
             table, n, agree, args['beta1'], args['one_minus_beta1'], args['grad_scale_ptr'],
-            MAXIMIZE=maximize, UNSCALE=args['UNSCALE'], **dtypes, **shape)
+            MAXIMIZE=maximize, UNSCALE=args['UNSCALE'], **launch.constants)
     kernels.lion_kernel[grid](table, n, agree_ptr=agree, MAXIMIZE=maximize, CAUTIOUS=cautious,
-                              **args, **dtypes, **shape)
+                              **args, **launch.constants)
 
 
 def search_steps(n_tensors: int) -> int:

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
 from mmlion.ops import lion_cpu, lion_triton
-from mmlion.ops.common import decay_factor
+from mmlion.ops.common import as_real, decay_factor
 from mmlion.utils import versions
 from .dtensor import DTensor, local_shards
 from .implementation import Implementation, resolve, torch_default
@@ -423,7 +423,7 @@ def _multi_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List
                        weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
     lr, initial_lr = _as_scalar(lr), _as_scalar(initial_lr)
     decay = decay_factor(lr, weight_decay, initial_lr)
-    params, grads, exp_avgs = _as_real(params, grads, exp_avgs)
+    params, grads, exp_avgs = as_real(params, grads, exp_avgs)
     for dtype, (ps, gs, ms) in _group_by_device_and_dtypes(params, grads, exp_avgs):
         opmath = _opmath(dtype)
         if maximize:
@@ -490,15 +490,6 @@ def _fused_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
                                 maximize=maximize, cautious=cautious)
 
 
-def _as_real(params, grads, exp_avgs):
-    if not any(map(Tensor.is_complex, params)):
-        return params, grads, exp_avgs
-    as_real = [torch.view_as_real(t) if t.is_complex() else t
-               for t in (*params, *grads, *exp_avgs)]
-    n = len(params)
-    return as_real[:n], as_real[n:2 * n], as_real[2 * n:]
-
-
 def _unscale_or_skip(grads: List[Tensor], grad_scale: Optional[Tensor],
                      found_inf: Optional[Tensor]) -> bool:
     """GradScaler's contract with optimizers that take its ``grad_scale`` and
@@ -546,7 +537,7 @@ def lion(params: List[Tensor],
         params, grads, exp_avgs = local_shards(params, grads, exp_avgs, cautious)
     implementation = resolve(params[0].device, foreach, fused, params)
     if implementation.on_device:
-        lion_triton.fused_lion_(*_as_real(params, grads, exp_avgs), **hyper,
+        lion_triton.fused_lion_(params, grads, exp_avgs, **hyper,
                                 grad_scale=grad_scale, found_inf=found_inf,
                                 host_plan=host_plan)
         return

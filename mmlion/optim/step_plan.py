@@ -4,14 +4,18 @@ A step sorts the param groups into buckets of equal hyperparameters and collects
 bucket, the parameters that have gradients, their gradients and their momenta. With
 ``paramwise_cfg``'s one group per parameter that is a Python loop over thousands of
 groups, which on a GPU costs more than the kernel. :class:`StepPlan` records the
-buckets of one step; the next step reuses them after a check that costs a few C-level
-passes over the parameters:
+buckets of one step; the next step reuses them after a check that costs one pass in
+C++ (``mmlion.ops._C.PlanCheck``) or, where the extension is not built, a few C-level
+passes in Python (:class:`PythonCheck`):
 
-* the same param groups (by identity and count), holding the same parameters;
-* the same parameters with gradients, all dense (a parameter whose gradient appears or
-  goes, as a frozen branch does, or turns sparse, rebuilds the plan);
-* each bucket's groups still equal in every hyperparameter (a scheduler changing every
-  lr alike keeps the buckets; the values are read afresh each step), no Tensor lr;
+* the same param groups (by identity, each with as many keys), holding the same
+  parameters;
+* the same parameters with gradients, all strided (a parameter whose gradient appears
+  or goes, as a frozen branch does, or turns sparse, rebuilds the plan);
+* each group's hyperparameters besides lr and initial_lr as recorded (a momentum or
+  weight-decay scheduler rebuilds the plan), its lr and initial_lr numbers equal to its
+  bucket's first group's (a scheduler changing every lr alike keeps the buckets; the
+  values are read afresh each step);
 * the same momenta in the optimizer's state (by identity: torch's
   ``ZeroRedundancyOptimizer.load_state_dict`` writes its inner optimizer's state
   directly, not through ``Lion.load_state_dict``).
@@ -27,9 +31,11 @@ from typing import Callable, List, Optional, Tuple
 
 from torch import Tensor
 
-__all__ = ['StepPlan']
+from mmlion.ops.loader import CPU
 
-_NUMBERS = (float, int)
+__all__ = ['StepPlan', 'PythonCheck', 'check_type']
+
+_NUMBERS = {float, int}
 # C-level accessors, mapped over thousands of groups and parameters per step.
 _PARAMS = itemgetter('params')
 _GRAD = attrgetter('grad')
@@ -45,18 +51,69 @@ def _layouts(grads: List[Optional[Tensor]]) -> list:
     return list(map(getattr, grads, repeat('layout'), repeat(None)))
 
 
-def _momenta(state: dict) -> Optional[list]:
-    """The identity of every momentum in the optimizer's state (one pass over its values:
-    no Tensor hashing); None when some parameter's state has none."""
-    try:
-        return list(map(id, map(_EXP_AVG, state.values())))
-    except KeyError:
-        return None
+def _momenta(state: dict) -> list:
+    """Every momentum in the optimizer's state, in its order (one pass over its values:
+    no Tensor hashing), None where a parameter's state has none."""
+    return [s.get('exp_avg') for s in state.values()]
 
 
 def _picker(indices: List[int]) -> Callable[[list], tuple]:
     """``indices``' items of a list as a tuple, in one C-level call (even for one index)."""
     return lambda items, get=itemgetter(*indices, indices[0]): get(items)[:-1]
+
+
+class PythonCheck:
+    """The check a plan makes each step, in Python: what ``mmlion.ops._C.PlanCheck``
+    does in one C++ pass where the extension is built (the tests hold them to the same
+    answers). It holds what it compares by identity, so no new object can take an old
+    one's ``id``."""
+
+    def __init__(self, param_groups: List[dict], state: dict, static_keys: Tuple[str, ...],
+                 scheduled_keys: Tuple[str, ...], leaders: List[int]):
+        self.groups = list(param_groups)
+        self.group_ids = list(map(id, param_groups))
+        self.group_sizes = list(map(len, param_groups))  # a key added or removed
+        self.params = _params(param_groups)
+        self.param_ids = list(map(id, self.params))
+        self.layouts = _layouts(list(map(_GRAD, self.params)))
+        self.static_of = itemgetter(*static_keys, static_keys[0])
+        self.static = list(map(self.static_of, param_groups))
+        self.scheduled_of = itemgetter(*scheduled_keys, scheduled_keys[0])
+        self.leaders = leaders
+        self.momenta = _momenta(state)
+        self.momentum_ids = list(map(id, self.momenta))
+
+    def gradients(self, param_groups: List[dict], state: dict) -> Optional[list]:
+        """Every parameter's gradient (None where it has none) when the plan holds,
+        else None."""
+        if list(map(id, param_groups)) != self.group_ids or \
+                list(map(len, param_groups)) != self.group_sizes:
+            return None
+        params = _params(param_groups)
+        if list(map(id, params)) != self.param_ids:
+            return None
+        try:
+            if list(map(self.static_of, param_groups)) != self.static:
+                return None
+            scheduled = list(map(self.scheduled_of, param_groups))
+        except KeyError:  # a key went, and another came
+            return None
+        if not set(map(type, chain.from_iterable(scheduled))) <= _NUMBERS or \
+                list(map(scheduled.__getitem__, self.leaders)) != scheduled:
+            return None
+        if list(map(id, _momenta(state))) != self.momentum_ids:
+            return None
+        grads = list(map(_GRAD, params))
+        if _layouts(grads) != self.layouts:  # a gradient came, went, or is sparse
+            return None
+        return grads
+
+
+def check_type() -> type:
+    """What checks a plan each step: ``mmlion.ops._C.PlanCheck`` where the extension is
+    built, else :class:`PythonCheck`."""
+    compiled = CPU.get()
+    return PythonCheck if compiled is None else compiled.PlanCheck
 
 
 class StepPlan:
@@ -69,30 +126,25 @@ class StepPlan:
         (increasing); ``lists``: each bucket's (params, exp_avgs) as the step built them;
         ``hyperparameters``: what :func:`lion` takes from a group; ``static_keys``: the
         group keys besides lr and initial_lr that must stay as recorded."""
-        self.n_static = len(static_keys)
-        self.groups = list(param_groups)  # held, so no new group can take an old one's id
-        self.group_ids = list(map(id, param_groups))
-        self.group_sizes = list(map(len, param_groups))  # a key added (initial_lr) or removed
-        self.momenta = _momenta(state)
-        params = _params(param_groups)
-        self.param_ids = list(map(id, params))
-        grads = list(map(_GRAD, params))
-        self.layouts = _layouts(grads)
-        self.has_initial_lr = all('initial_lr' in g for g in param_groups)
-        self.hyper_of = itemgetter(*static_keys, 'lr',
-                                   *(('initial_lr',) if self.has_initial_lr else ()))
         self.hyperparameters = hyperparameters
-        # each group's flat indices (into params) of the parameters with gradients
+        leaders = list(range(len(param_groups)))  # groups without gradients lead themselves
+        for indices in members:
+            for index in indices:
+                leaders[index] = indices[0]
+        scheduled_keys = ('lr', 'initial_lr') if all('initial_lr' in g for g in param_groups) \
+            else ('lr',)
+        self.check = check_type()(param_groups, state, static_keys, scheduled_keys, leaders)
+        # each group's flat indices (into the parameters) of those with gradients
         with_grad, start = [], 0
         for group in param_groups:
             end = start + len(group['params'])
-            with_grad.append([i for i in range(start, end) if grads[i] is not None])
+            with_grad.append([i for i, p in enumerate(group['params'], start)
+                              if p.grad is not None])
             start = end
-        # (leader group, members' hyperparameters, params, exp_avgs, their grads, the
-        # leader's static hyperparameters, the GPU kernel's own host plan for the bucket)
-        self.buckets = [(indices[0], _picker(indices), params_, exp_avgs,
-                         _picker([i for g in indices for i in with_grad[g]]),
-                         self.hyper_of(param_groups[indices[0]])[:self.n_static], {})
+        # (leader group, params, exp_avgs, their gradients' picker, the GPU kernel's own
+        # host plan for the bucket)
+        self.buckets = [(indices[0], params_, exp_avgs,
+                         _picker([i for g in indices for i in with_grad[g]]), {})
                         for indices, (params_, exp_avgs) in zip(members, lists)]
 
     def host_plans(self) -> List[dict]:
@@ -108,29 +160,11 @@ class StepPlan:
 
     def reuse(self, param_groups: List[dict], state: dict) -> Optional[List[tuple]]:
         """Each bucket's (params, grads, exp_avgs, hyperparameters, host plan) for this
-        step, or None when the plan no longer holds. A few C-level passes over the groups
-        and parameters, and one comparison per bucket."""
-        if list(map(id, param_groups)) != self.group_ids or \
-                list(map(len, param_groups)) != self.group_sizes:
+        step, or None when the plan no longer holds: one check over every group and
+        parameter (:class:`PythonCheck`), then one C-level pick per bucket."""
+        grads = self.check.gradients(param_groups, state)
+        if grads is None:
             return None
-        if _momenta(state) != self.momenta:
-            return None
-        params = _params(param_groups)
-        if list(map(id, params)) != self.param_ids:
-            return None
-        grads = list(map(_GRAD, params))
-        if _layouts(grads) != self.layouts:  # a gradient came, went, or is sparse
-            return None
-        hyper = list(map(self.hyper_of, param_groups))
-        steps = []
-        for leader, members_of, params_, exp_avgs, grads_of, static, host_plan in self.buckets:
-            first = hyper[leader]
-            if first[:self.n_static] != static or not all(
-                    isinstance(v, _NUMBERS) for v in first[self.n_static:]):
-                return None
-            members = members_of(hyper)
-            if members != (first,) * len(members):
-                return None
-            steps.append((params_, list(grads_of(grads)), exp_avgs,
-                          self.hyperparameters(param_groups[leader]), host_plan))
-        return steps
+        return [(params_, list(pick(grads)), exp_avgs,
+                 self.hyperparameters(param_groups[leader]), host_plan)
+                for leader, params_, exp_avgs, pick, host_plan in self.buckets]

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mmlion.ops import lion_triton
-from mmlion.optim import Lion
+from mmlion.ops.loader import CPU
+from mmlion.optim import Lion, step_plan
 
 IMPLEMENTATIONS = [dict(foreach=True), dict(foreach=False), dict(fused=True)]
 
@@ -28,6 +29,17 @@ def paramwise(net, lr=1e-2):
 def backward(net, seed):
     x = torch.randn(4, 6, generator=torch.Generator().manual_seed(seed))
     net(x).square().sum().backward()
+
+
+@pytest.fixture(params=['compiled', 'python'])
+def check(request, monkeypatch):
+    """Each test of the plan runs with the C++ check and with its Python twin."""
+    if request.param == 'compiled':
+        if CPU.get() is None:
+            pytest.skip(f'the C++ extension is not built: {CPU.load_error()}')
+        return CPU.get().PlanCheck
+    monkeypatch.setattr(step_plan, 'check_type', lambda: step_plan.PythonCheck)
+    return step_plan.PythonCheck
 
 
 class Builds:
@@ -53,7 +65,7 @@ def train(net, optimizer, steps, start=0, between=None):
 
 
 @pytest.mark.parametrize('options', IMPLEMENTATIONS, ids=str)
-def test_plan_is_reused_and_the_bits_are_the_same(options, monkeypatch):
+def test_plan_is_reused_and_the_bits_are_the_same(options, check, monkeypatch):
     builds = Builds(monkeypatch)
     net, twin = model(), model()
     planned = Lion(paramwise(net), **options)
@@ -89,11 +101,16 @@ EVENTS = {
                                               for g in opt.param_groups],
     'a Tensor lr': lambda net, opt: [g.update(lr=torch.tensor(1e-2))
                                      for g in opt.param_groups],
+    'betas change (a momentum scheduler)': lambda net, opt: [g.update(betas=(0.8, 0.99))
+                                                             for g in opt.param_groups],
+    'a group gets initial_lr': lambda net, opt: opt.param_groups[1].update(initial_lr=1e-2),
+    'a group is replaced by its copy': lambda net, opt: opt.param_groups.__setitem__(
+        0, dict(opt.param_groups[0])),
 }
 
 
 @pytest.mark.parametrize('event', list(EVENTS))
-def test_plan_is_rebuilt_after_what_changes_it(event, monkeypatch):
+def test_plan_is_rebuilt_after_what_changes_it(event, check, monkeypatch):
     builds = Builds(monkeypatch)
     net, twin = model(), model()
     planned, unplanned = Lion(paramwise(net)), Lion(paramwise(twin))
@@ -121,7 +138,7 @@ def test_deepcopy_and_pickle_drop_the_plan():
     assert copy.deepcopy(optimizer)._step_plan is None
 
 
-def test_sparse_gradient_after_a_plan_is_still_refused():
+def test_sparse_gradient_after_a_plan_is_still_refused(check):
     embedding = torch.nn.Embedding(4, 3)
     optimizer = Lion(embedding.parameters())
     embedding(torch.tensor([1])).sum().backward()
@@ -190,7 +207,7 @@ def test_triton_host_plan_follows_the_storages(triton_device, monkeypatch):
         assert torch.equal(a, b)
 
 
-def test_state_written_past_load_state_dict_rebuilds_the_plan():
+def test_state_written_past_load_state_dict_rebuilds_the_plan(check):
     """torch's ZeroRedundancyOptimizer.load_state_dict writes its inner optimizer's state
     directly: the next step must use the loaded momenta, not the plan's old ones."""
     net, twin = model(), model()
@@ -230,3 +247,67 @@ def test_triton_host_plan_sees_a_parameter_shrunk_in_place(triton_device, monkey
     optimizer.step()
     assert tables.count == 2
     assert memory[:4].tolist() == [-1.5] * 4 and memory[4:].tolist() == [-1.0] * 4
+
+
+def _sparse(net, opt):
+    net[2].bias.grad = net[2].bias.grad.to_sparse()
+
+
+# event -> whether the plan still holds after it
+CHECKED = {
+    'nothing': (lambda net, opt: None, True),
+    'every lr alike (a scheduler)': (
+        lambda net, opt: [g.update(lr=g['lr'] * 0.5) for g in opt.param_groups], True),
+    'new gradient Tensors': (lambda net, opt: [setattr(p, 'grad', p.grad.clone())
+                                               for p in net.parameters()], True),
+    'one lr differs from its bucket': (lambda net, opt: opt.param_groups[0].update(lr=3e-3),
+                                       False),
+    'an lr of another type': (lambda net, opt: opt.param_groups[0].update(lr='0.01'), False),
+    'a Tensor lr': (lambda net, opt: opt.param_groups[0].update(lr=torch.tensor(1e-2)),
+                    False),
+    'weight decay': (lambda net, opt: opt.param_groups[1].update(weight_decay=0.3), False),
+    'betas': (lambda net, opt: opt.param_groups[2].update(betas=(0.8, 0.99)), False),
+    'a key added': (lambda net, opt: opt.param_groups[0].update(extra=1), False),
+    'a key swapped for another': (
+        lambda net, opt: (opt.param_groups[0].pop('maximize'),
+                          opt.param_groups[0].update(extra=1)), False),
+    'a group appended': (lambda net, opt: opt.param_groups.append(
+        {**opt.param_groups[0], 'params': []}), False),
+    'a group replaced by its copy': (lambda net, opt: opt.param_groups.__setitem__(
+        0, dict(opt.param_groups[0])), False),
+    'a parameter list changed': (
+        lambda net, opt: opt.param_groups[0]['params'].append(torch.nn.Parameter(
+            torch.zeros(1))), False),
+    'a gradient gone': (lambda net, opt: setattr(net[2].bias, 'grad', None), False),
+    'a gradient sparse': (_sparse, False),
+    'a momentum replaced (ZeRO)': (lambda net, opt: opt.state.__setitem__(
+        net[0].weight, {'exp_avg': torch.zeros_like(net[0].weight)}), False),
+    'a momentum removed': (lambda net, opt: opt.state.pop(net[0].weight), False),
+}
+
+
+@pytest.mark.parametrize('event', list(CHECKED))
+def test_the_compiled_and_python_checks_agree(event):
+    """mmlion.ops._C.PlanCheck and PythonCheck give the same answer to each event: the
+    gradients (the same objects) where the plan holds, None where it does not."""
+    if CPU.get() is None:
+        pytest.skip(f'the C++ extension is not built: {CPU.load_error()}')
+    change, holds = CHECKED[event]
+    net = model()
+    optimizer = Lion(paramwise(net))
+    train(net, optimizer, 1)
+    backward(net, 1)
+    groups, state = optimizer.param_groups, optimizer.state
+    leaders = [0, 1, 1, 1, 0, 1]  # paramwise(): weights decayed, with group 0; the rest with 1
+    args = (groups, state, ('betas', 'weight_decay', 'maximize'), ('lr',), leaders)
+    checks = [CPU.get().PlanCheck(*args), step_plan.PythonCheck(*args)]
+    change(net, optimizer)
+    answers = [check.gradients(groups, state) for check in checks]
+    for answer in answers:
+        if holds:
+            assert answer is not None, event
+            expected = [p.grad for group in groups for p in group['params']]
+            assert len(answer) == len(expected)
+            assert all(a is b for a, b in zip(answer, expected)), event
+        else:
+            assert answer is None, event

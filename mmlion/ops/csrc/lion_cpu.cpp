@@ -7,8 +7,9 @@
 // exp_avg): 20 bytes per fp32 parameter, the least a Lion step can move.
 // All arithmetic is in the op-math type (float for fp32/bf16/fp16, double for
 // fp64) with one rounding when the param and exp_avg are stored.
+#include "lion_cpu.h"
+
 #include <torch/extension.h>
-#include "layout_key.h"
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
@@ -387,21 +388,4 @@ py::object all_finite(const std::vector<at::Tensor>& tensors) {
     });
   }
   return py::bool_(!found.load());
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "mmlion's fused Lion kernels";
-  m.def("fused_lion_", &fused_lion_,
-        "Fused in-place Lion step over lists of CPU tensors; false if some tensor is not "
-        "on the CPU",
-        py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("lr"),
-        py::arg("beta1"), py::arg("beta2"), py::arg("decay"), py::arg("maximize"),
-        py::arg("cautious"));
-  m.def("all_finite", &all_finite,
-        "True if no element of the CPU tensors is Inf or NaN; None if some tensor is not "
-        "on the CPU",
-        py::arg("tensors"));
-  m.def("layout_key", &layout_key,
-        "The layout key of lists of tensors (data pointers, dtypes, devices, sizes, "
-        "strides) as bytes; None if some item is not a plain strided tensor");
 }
