@@ -23,7 +23,8 @@ from .loader import TRITON
 __all__ = ['DEVICE_TYPES', 'available', 'load_error', 'runs_on', 'untaken', 'fused_lion_']
 
 DEVICE_TYPES = {'cuda'}  # where fused=True means the Triton kernel (ROCm is 'cuda' too)
-BLOCK = 1024             # elements per program: 4 KiB of each fp32 tensor
+BLOCK = 1024             # elements per block: 4 KiB of each fp32 tensor
+BLOCKS_PER_PROGRAM = 4   # blocks a program of the step kernel steps (one search each)
 NUM_WARPS = 4
 # Pointer tables kept on the device, most recent first: one per (bucket, dtype pair)
 # of a step; mmpretrain's layer-wise lr decay makes about 50 buckets.
@@ -279,8 +280,10 @@ def _launch(kernels, launch: Launch, scalars: dict, *, maximize: bool,
         kernels.agree_kernel[grid](
             table, n, agree, args['beta1'], args['one_minus_beta1'], args['grad_scale_ptr'],
             MAXIMIZE=maximize, UNSCALE=args['UNSCALE'], **launch.constants)
-    kernels.lion_kernel[grid](table, n, agree_ptr=agree, MAXIMIZE=maximize, CAUTIOUS=cautious,
-                              **args, **launch.constants)
+    programs = (-(-n_blocks // BLOCKS_PER_PROGRAM),)
+    kernels.lion_kernel[programs](table, n, agree_ptr=agree, MAXIMIZE=maximize,
+                                  CAUTIOUS=cautious, BLOCKS_PER_PROGRAM=BLOCKS_PER_PROGRAM,
+                                  **args, **launch.constants)
 
 
 def search_steps(n_tensors: int) -> int:

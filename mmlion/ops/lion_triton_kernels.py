@@ -9,9 +9,10 @@ A list of tensors is described by one int64 *table* (built by
     table[3*n + t]   numel of tensor t
     table[4*n + t]   first program (block) of tensor t; table[5*n] = total blocks
 
-Program ``pid`` finds its tensor by a binary search of the last row (a few cached
-scalar loads), so the table grows with the number of tensors, not of blocks, and a
-model of thousands of small tensors costs one launch. Every element is read once
+A program steps ``BLOCKS_PER_PROGRAM`` consecutive blocks: it finds the first one's
+tensor by a binary search of the last row (a few cached scalar loads) and walks on
+from there, so the table grows with the number of tensors, not of blocks, and a model
+of thousands of small tensors costs one launch. Every element is read once
 (param, grad, exp_avg) and written once (param, exp_avg) in fp32 arithmetic with one
 rounding per store: 20 bytes per fp32 parameter, 10 with bf16 params and state.
 
@@ -95,16 +96,42 @@ def lion_kernel(table_ptr, n_tensors,
                 LR_TENSOR: tl.constexpr, DECAY: tl.constexpr, INITIAL_LR_TENSOR: tl.constexpr,
                 MAXIMIZE: tl.constexpr, CAUTIOUS: tl.constexpr, UNSCALE: tl.constexpr,
                 SKIP: tl.constexpr, ALIGNED: tl.constexpr,
-                BLOCK: tl.constexpr, SEARCH_STEPS: tl.constexpr):
-    pid = tl.program_id(0)
-    t, block = _locate(table_ptr, n_tensors, pid, SEARCH_STEPS)
+                BLOCK: tl.constexpr, SEARCH_STEPS: tl.constexpr,
+                BLOCKS_PER_PROGRAM: tl.constexpr):
+    """Program ``pid`` steps blocks ``pid * BLOCKS_PER_PROGRAM`` onwards, as many as
+    there are: one binary search finds the first block's tensor, and the next blocks
+    walk on from it (to the next tensor where one ends), so the search is paid once per
+    program, not per block."""
+    lr = _learning_rate(lr_ptr, lr_value, LR_TENSOR)
+    decay = _decay(lr, initial_lr_ptr, initial_lr_value, weight_decay, decay_value,
+                   DECAY, INITIAL_LR_TENSOR)
+    starts = table_ptr + 4 * n_tensors
+    total = tl.load(starts + n_tensors)
+    first = tl.program_id(0) * BLOCKS_PER_PROGRAM
+    t, _ = _locate(table_ptr, n_tensors, first, SEARCH_STEPS)
+    for i in tl.static_range(BLOCKS_PER_PROGRAM):
+        pid = first + i
+        if pid < total:
+            while tl.load(starts + t + 1) <= pid:  # empty tensors own no blocks
+                t += 1
+            _step_block(table_ptr, n_tensors, t, pid - tl.load(starts + t), lr, decay,
+                        beta1, one_minus_beta1, beta2, one_minus_beta2,
+                        grad_scale_ptr, skip_ptr, agree_ptr, PARAM, STATE,
+                        MAXIMIZE, CAUTIOUS, UNSCALE, SKIP, ALIGNED, BLOCK)
+
+
+@triton.jit
+def _step_block(table_ptr, n_tensors, t, block, lr, decay,
+                beta1, one_minus_beta1, beta2, one_minus_beta2,
+                grad_scale_ptr, skip_ptr, agree_ptr,
+                PARAM: tl.constexpr, STATE: tl.constexpr, MAXIMIZE: tl.constexpr,
+                CAUTIOUS: tl.constexpr, UNSCALE: tl.constexpr, SKIP: tl.constexpr,
+                ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
+    """The update of block ``block`` of tensor ``t``."""
     n = tl.load(table_ptr + 3 * n_tensors + t)
     p_ptr = _pointer(table_ptr, 0, n_tensors, t, PARAM, STATE, ALIGNED)
     g_ptr = _pointer(table_ptr, 1, n_tensors, t, PARAM, STATE, ALIGNED)
     m_ptr = _pointer(table_ptr, 2, n_tensors, t, STATE, PARAM, ALIGNED)
-    lr = _learning_rate(lr_ptr, lr_value, LR_TENSOR)
-    decay = _decay(lr, initial_lr_ptr, initial_lr_value, weight_decay, decay_value,
-                   DECAY, INITIAL_LR_TENSOR)
     caution = 1.0
     if CAUTIOUS:
         share = tl.load(agree_ptr + t).to(tl.float32) / n.to(tl.float32)

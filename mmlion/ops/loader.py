@@ -2,7 +2,9 @@
 and when it cannot be, :meth:`Library.load_error` says why (for the one warning or
 error a user sees).
 
-* :data:`CPU`: the compiled C++ kernels, ``mmlion.ops._C``. ``pip install
+* :data:`CPU`: the compiled C++ code, ``mmlion.ops._C``: the CPU kernels, and the
+  checks by which the GPU step reuses its host plan (``layout_key``, ``PlanCheck``;
+  each has a slower Python twin for where it is not built). ``pip install
   --no-build-isolation`` (as ``tools/install.sh`` runs it) builds them with the package.
   A plain ``pip install -e .`` or ``pip install <sdist>`` builds in an isolated
   environment without torch and so installs without them; then they are compiled here
@@ -66,7 +68,7 @@ def _compile_at_first_use():
     folder = cache_dir()
     os.makedirs(folder, exist_ok=True)
     if not osp.exists(osp.join(folder, 'mmlion_C.so')):
-        print(f'mmlion: compiling the fused CPU kernel for torch {torch.__version__} (once, '
+        print(f'mmlion: compiling its C++ kernels for torch {torch.__version__} (once, '
               f'about 30 s; cached in {folder})', file=sys.stderr, flush=True)
     return cpp_extension.load(name='mmlion_C', sources=build.source_paths(),
                               build_directory=folder, extra_cflags=build.COMPILE_FLAGS,

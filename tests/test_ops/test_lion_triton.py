@@ -119,7 +119,21 @@ def test_many_tensors_and_empty_ones_in_one_launch(triton_device, monkeypatch):
     monkeypatch.setattr(TRITON.get(), 'lion_kernel', Counting())
     lion(*lists, fused=True, **HYPER)
     _single_tensor_lion(*loop, **HYPER)
-    assert launches == [(sum(-(-n // lion_triton.BLOCK) for n in sizes),)]
+    blocks = sum(-(-n // lion_triton.BLOCK) for n in sizes)
+    assert launches == [(-(-blocks // lion_triton.BLOCKS_PER_PROGRAM),)]
+    for a, b in zip(lists[0] + lists[2], loop[0] + loop[2]):
+        torch.testing.assert_close(a, b, **FP32)
+
+
+def test_a_program_walks_its_blocks_across_tensors(triton_device):
+    """Each program steps several blocks: tensors of several blocks, of a partial last
+    block and empty ones, in any order, all stepped once and only once."""
+    block = lion_triton.BLOCK
+    sizes = [2 * block + 5, 0, 3, block, 0, 0, 3 * block + 1, 1, block - 1, 0]
+    lists = tensors(triton_device, shapes=[(n,) for n in sizes])
+    loop = cloned(lists)
+    lion(*lists, fused=True, **HYPER)
+    _single_tensor_lion(*loop, **HYPER)
     for a, b in zip(lists[0] + lists[2], loop[0] + loop[2]):
         torch.testing.assert_close(a, b, **FP32)
 

@@ -56,7 +56,7 @@ def test_plain_pip_install_compiles_the_kernel_at_first_use(plain_install, tmp_p
     out = _run(STEP, env, cwd=tmp_path)
     assert f'FILE {plain_install}' in out  # the installed copy, not the checkout
     assert 'KERNEL True' in out and 'STEPPED [0.5, 0.5, 0.5]' in out
-    assert out.count('mmlion: compiling the fused CPU kernel') == 1
+    assert out.count('mmlion: compiling its C++ kernels') == 1
     out = _run(STEP, env, cwd=tmp_path)  # cached: no second build, no message
     assert 'KERNEL True' in out and 'compiling' not in out
 

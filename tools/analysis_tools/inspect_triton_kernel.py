@@ -38,7 +38,8 @@ def compile_ptx(arch: int, param: str, state: str, **flags) -> str:
     fn = lion_triton_kernels.lion_kernel
     constexprs = dict(PARAM=DTYPES[param], STATE=DTYPES[state], LR_TENSOR=False, DECAY=0,
                       INITIAL_LR_TENSOR=False, MAXIMIZE=False, CAUTIOUS=False, UNSCALE=False,
-                      SKIP=False, ALIGNED=True, BLOCK=lion_triton.BLOCK, SEARCH_STEPS=8)
+                      SKIP=False, ALIGNED=True, BLOCK=lion_triton.BLOCK, SEARCH_STEPS=8,
+                      BLOCKS_PER_PROGRAM=lion_triton.BLOCKS_PER_PROGRAM)
     constexprs.update(flags)
     signature = {name: ARGUMENTS.get(name, 'constexpr') for name in fn.arg_names}
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs,
@@ -70,6 +71,7 @@ def main():
     parser.add_argument('--ptx-dir', help='write each variant\'s PTX here')
     args = parser.parse_args()
     print(f'triton {triton.__version__}, sm_{args.arch}, BLOCK={lion_triton.BLOCK}, '
+          f'BLOCKS_PER_PROGRAM={lion_triton.BLOCKS_PER_PROGRAM}, '
           f'num_warps={lion_triton.NUM_WARPS}\n')
     print('| variant | ' + ' | '.join(PATTERNS) + ' |')
     print('| --- |' + ' ---: |' * len(PATTERNS))
