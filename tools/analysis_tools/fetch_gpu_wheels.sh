@@ -10,7 +10,7 @@ WHEELS="${WHEELS:-$ROOT/.gpu_wheels}"
 PY_VERSION="${PY_VERSION:-3.12}"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 PACKAGES=("mmengine==0.10.7" addict yapf termcolor platformdirs tomli
-          pytest pluggy iniconfig packaging pygments "lion-pytorch==0.2.3")
+          pytest pluggy iniconfig packaging pygments "lion-pytorch==0.2.3" ninja)
 mkdir -p "$WHEELS"
 echo "[fetch_gpu_wheels] ${PACKAGES[*]} for Python $PY_VERSION into $WHEELS"
 "$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version "$PY_VERSION" \
