@@ -30,9 +30,13 @@ bool is_number(PyObject* value) {
   return value != nullptr && (PyFloat_Check(value) || PyLong_Check(value));
 }
 
-// a == b by Python's ==; false (and no error left set) where == raises.
+// a == b by Python's ==; false (and no error left set) where == raises. Both are held
+// for the comparison, which may run Python code.
 bool equal(PyObject* a, PyObject* b) {
   if (a == b) return true;
+  if (a == nullptr || b == nullptr) return false;
+  const py::object held_a = py::reinterpret_borrow<py::object>(a);
+  const py::object held_b = py::reinterpret_borrow<py::object>(b);
   const int result = PyObject_RichCompareBool(a, b, Py_EQ);
   if (result < 0) {
     PyErr_Clear();
@@ -52,11 +56,16 @@ PlanCheck::PlanCheck(const py::list& groups, const py::dict& state,
                      std::vector<int64_t> leaders)
     : leaders_(std::move(leaders)) {
   TORCH_CHECK(leaders_.size() == groups.size(), "PlanCheck: one leader per group");
+  for (const int64_t leader : leaders_) {
+    TORCH_CHECK(leader >= 0 && static_cast<size_t>(leader) < groups.size(),
+                "PlanCheck: leader ", leader, " is not a group index");
+  }
   for (const auto key : static_keys) static_keys_.push_back(py::reinterpret_borrow<py::object>(key));
   for (const auto key : scheduled_keys) {
     scheduled_keys_.push_back(py::reinterpret_borrow<py::object>(key));
   }
   for (const auto group : groups) {
+    if (!PyDict_Check(group.ptr())) throw py::type_error("PlanCheck: a param group is not a dict");
     groups_.push_back(py::reinterpret_borrow<py::object>(group));
     sizes_.push_back(PyDict_Size(group.ptr()));
     const py::list params = group[params_key_];
