@@ -311,3 +311,18 @@ def test_the_compiled_and_python_checks_agree(event):
             assert all(a is b for a, b in zip(answer, expected)), event
         else:
             assert answer is None, event
+
+
+@pytest.mark.parametrize('args, error', [
+    (([1], {}, ('a',), ('lr',), [0]), TypeError),                          # not a dict
+    (([{'params': [], 'a': 1, 'lr': 1.0}], {}, ('a',), ('lr',), [5]), RuntimeError),  # leader
+    (([{'params': 3, 'a': 1, 'lr': 1.0}], {}, ('a',), ('lr',), [0]), TypeError),  # params
+    (([{'params': [], 'lr': 1.0}], {}, ('a',), ('lr',), [0]), KeyError),   # a key missing
+    (('groups', {}, (), (), []), TypeError),
+])
+def test_the_compiled_check_raises_on_what_it_cannot_hold(args, error):
+    """Compiled code checks what it is given: an error, never a crash."""
+    if CPU.get() is None:
+        pytest.skip(f'the C++ extension is not built: {CPU.load_error()}')
+    with pytest.raises(error):
+        CPU.get().PlanCheck(*args)
