@@ -35,7 +35,7 @@ from mmlion.ops.loader import CPU
 
 __all__ = ['StepPlan', 'PythonCheck', 'check_type']
 
-_NUMBERS = {float, int}
+_NUMBERS = (float, int)  # and their subclasses (numpy.float64, bool), as PyFloat_Check
 # C-level accessors, mapped over thousands of groups and parameters per step.
 _PARAMS = itemgetter('params')
 _GRAD = attrgetter('grad')
@@ -98,7 +98,8 @@ class PythonCheck:
             scheduled = list(map(self.scheduled_of, param_groups))
         except KeyError:  # a key went, and another came
             return None
-        if not set(map(type, chain.from_iterable(scheduled))) <= _NUMBERS or \
+        types = set(map(type, chain.from_iterable(scheduled)))  # a few: checked one by one
+        if not all(issubclass(t, _NUMBERS) for t in types) or \
                 list(map(scheduled.__getitem__, self.leaders)) != scheduled:
             return None
         if list(map(id, _momenta(state))) != self.momentum_ids:

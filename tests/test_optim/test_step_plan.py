@@ -3,6 +3,7 @@ reused while nothing it depends on changes, rebuilt after each event that change
 and the same bits either way."""
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -258,6 +259,9 @@ CHECKED = {
     'nothing': (lambda net, opt: None, True),
     'every lr alike (a scheduler)': (
         lambda net, opt: [g.update(lr=g['lr'] * 0.5) for g in opt.param_groups], True),
+    'every lr a numpy float (a scheduler computing with numpy)': (
+        lambda net, opt: [g.update(lr=np.float64(g['lr'] * 0.5)) for g in opt.param_groups],
+        True),
     'new gradient Tensors': (lambda net, opt: [setattr(p, 'grad', p.grad.clone())
                                                for p in net.parameters()], True),
     'one lr differs from its bucket': (lambda net, opt: opt.param_groups[0].update(lr=3e-3),
