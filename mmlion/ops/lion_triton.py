@@ -78,8 +78,9 @@ def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
                 maximize: bool, cautious: bool, grad_scale: Optional[Tensor] = None,
                 found_inf: Optional[Tensor] = None, host_plan: Optional[dict] = None) -> None:
     """The Lion step over the lists (complex tensors viewed as real), in place: one
-    launch per (param dtype, state dtype) pair and alignment (two with ``cautious``). ``grad_scale`` divides the gradients; a
-    nonzero ``found_inf`` (a device flag) makes the step write nothing.
+    launch per (param dtype, state dtype) pair and alignment (two with ``cautious``).
+    ``grad_scale`` divides the gradients; a nonzero ``found_inf`` (a device flag) makes
+    the step write nothing.
 
     ``host_plan``: a dict the caller keeps for these lists across steps (``Lion.step``
     keeps one per bucket). The checks, the splits and the pointer tables of one step are
