@@ -1,6 +1,7 @@
 """mmlion.ops.loader (the C++ kernels): a plain `pip install` (pip's default build
-isolation, no torch to build against) still gets the fused kernel, compiled at first use against the running torch
-and cached; without a compiler the optimizer falls back and says why, once."""
+isolation, no torch to build against) still gets the fused kernel, compiled at first use
+against the running torch and cached; without a compiler the optimizer falls back and
+says why, once."""
 import os
 import shutil
 import subprocess
