@@ -41,8 +41,10 @@ def test_host_overhead_mode_runs(tmp_path):
     """--host-overhead on a small case: one line per case and the summary line (the
     numbers are this machine's, not asserted)."""
     out = python_tool('tools/analysis_tools/benchmark_optimizers.py', '--host-overhead',
-                      '--cases', 'resnet50', '--steps', '3', '--warmup', '1', timeout=300)
-    assert 'resnet50: 161 groups of one tensor: mmlion Lion fused (CUDA host path' in out
+                      '--cases', 'resnet50', '--steps', '3', '--warmup', '1', '--buckets', '4',
+                      timeout=300)
+    assert ('resnet50: 161 groups of one tensor, 4 lr bucket(s): mmlion Lion fused (CUDA '
+            'host path') in out
     assert 'torch AdamW fused on the CPU, one-element tensors' in out
     assert re.search(r'host overhead: resnet50 \d+\.\d{3} ms', out), out[-2000:]
 

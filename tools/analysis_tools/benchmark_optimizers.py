@@ -21,7 +21,8 @@ bitsandbytes' and DeepSpeed's Lion where they import.
 ``Lion(fused=True)`` on CPU tensors routed through the CUDA path's host code, the
 Triton launch replaced by a no-op, one group per parameter; beside it, torch's fused
 AdamW CPU step on as many one-element tensors, as a yardstick of a loop over the
-parameters with nothing to compute.
+parameters with nothing to compute. ``--buckets K`` gives the groups K different
+learning rates, as mmpretrain's layer-wise lr decay does: K launches per step.
 
 Example::
 
@@ -410,9 +411,17 @@ class _NoLaunch:
         return lambda *args, **kwargs: None
 
 
-def host_overhead(cases: List[str], steps: int, warmup: int) -> Dict[str, float]:
+def layer_decayed_lrs(n: int, buckets: int, decay: float = 0.9) -> List[float]:
+    """``n`` learning rates in ``buckets`` runs of equal ones: the last run has
+    ``LION_KW``'s lr, each earlier one ``decay`` times the next (layer-wise lr decay)."""
+    return [LION_KW['lr'] * decay ** (buckets - 1 - i * buckets // n) for i in range(n)]
+
+
+def host_overhead(cases: List[str], steps: int, warmup: int,
+                  buckets: int = 1) -> Dict[str, float]:
     """Median host milliseconds of one ``Lion(fused=True).step()`` per case, one group
-    per parameter, with CPU tensors taking the CUDA path and no launch. Each step gets
+    per parameter (their learning rates in ``buckets`` runs of equal ones, earlier
+    layers' smaller), with CPU tensors taking the CUDA path and no launch. Each step gets
     new gradient Tensors on the same storage, as ``zero_grad(set_to_none=True)`` and a
     backward that the caching allocator serves from the same blocks do."""
     import types
@@ -429,7 +438,9 @@ def host_overhead(cases: List[str], steps: int, warmup: int) -> Dict[str, float]
             shapes = SHAPE_SETS[case]()
             params = [torch.nn.Parameter(torch.empty(shape)) for shape in shapes]
             grads = [torch.empty(shape) for shape in shapes]
-            lion = Lion([{'params': [p]} for p in params], fused=True, **LION_KW)
+            lrs = layer_decayed_lrs(len(params), buckets)
+            lion = Lion([{'params': [p], 'lr': lr} for p, lr in zip(params, lrs)], fused=True,
+                        **LION_KW)
             ones = [torch.nn.Parameter(torch.zeros(1)) for _ in shapes]
             adamw = torch.optim.AdamW([{'params': [p]} for p in ones], lr=1e-3, fused=True)
             times = {'lion': [], 'adamw': []}
@@ -443,8 +454,8 @@ def host_overhead(cases: List[str], steps: int, warmup: int) -> Dict[str, float]
                     if step >= warmup:
                         times[name].append((time.perf_counter() - start) * 1e3)
             medians[case] = statistics.median(times['lion'])
-            print(f'{case}: {len(shapes)} groups of one tensor: mmlion Lion fused (CUDA host '
-                  f'path, no launch) {medians[case]:.3f} ms; torch AdamW fused on the CPU, '
+            print(f'{case}: {len(shapes)} groups of one tensor, {buckets} lr bucket(s): mmlion '
+                  f'Lion fused (CUDA host path, no launch) {medians[case]:.3f} ms; torch AdamW fused on the CPU, '
                   f'one-element tensors {statistics.median(times["adamw"]):.3f} ms')
     print('host overhead: ' + ', '.join(f'{c} {ms:.3f} ms' for c, ms in medians.items()))
     return medians
@@ -466,6 +477,9 @@ def parse_args(argv=None):
     parser.add_argument('--json', help='write the raw results (JSON) here')
     parser.add_argument('--host-overhead', action='store_true',
                         help="time the fused GPU step's host code alone, on the CPU (above)")
+    parser.add_argument('--buckets', type=int, default=1,
+                        help='with --host-overhead: this many different learning rates '
+                             '(layer-wise lr decay), one launch each')
     return parser.parse_args(argv)
 
 
@@ -473,7 +487,8 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.host_overhead:
-        return host_overhead(args.cases or list(SHAPE_SETS), args.steps, args.warmup)
+        return host_overhead(args.cases or list(SHAPE_SETS), args.steps, args.warmup,
+                             args.buckets)
     if args.quick:
         args.steps, args.warmup = 3, 1
     args.cases = args.cases or DEFAULT_CASES[args.device]
