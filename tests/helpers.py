@@ -154,14 +154,16 @@ def write_config(tmp_path, name, nproc=1, optimizer=LION, wrapper='OptimWrapper'
     return str(path)
 
 
-def train(config, work_dir, *extra, nproc=1, port=29531, expect_rc=0, pythonpath=()):
+def train(config, work_dir, *extra, nproc=1, port=None, expect_rc=0, pythonpath=()):
+    """tools/train.py, or tools/dist_train.sh with ``nproc`` processes rendezvousing on
+    ``port`` (a free one by default)."""
     args = ['--work-dir', str(work_dir), *extra]
     if nproc == 1:
         cmd = [sys.executable, 'tools/train.py', config, *args]
         env = {}
     else:  # torchrun reports a killed worker as a failure: expect_rc=None
         cmd = ['bash', 'tools/dist_train.sh', config, str(nproc), *args]
-        env = dict(PORT=str(port))
+        env = dict(PORT=str(port or free_port()))
     if pythonpath:
         env['PYTHONPATH'] = os.pathsep.join([*pythonpath, os.environ.get('PYTHONPATH', '')])
     return run_tool(cmd, timeout=600, env=env, expect_rc=expect_rc, log=f'{work_dir}.log')
@@ -184,13 +186,15 @@ def assert_bitwise_equal(a, b, where=''):
             f'{where}: exp_avg of parameter {index}'
 
 
-def kill_and_resume(tmp_path, config, name, nproc=1, port=29531, kill_iter=8,
+def kill_and_resume(tmp_path, config, name, nproc=1, port=None, kill_iter=8,
                     resumed_at='resumed epoch: 1, iter: 5', load_checkpoint=load,
                     checkpoints=('epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth')):
     """Train, SIGKILL after iteration ``kill_iter`` (by default in the middle of epoch
     2), resume from the last checkpoint, finish. ``checkpoints``: the last one written
-    before the kill, the next one (never written), the final one. Returns the final
-    checkpoint and the resumed run's output."""
+    before the kill, the next one (never written), the final one. Each run rendezvouses
+    on a port found free just before it (not the killed run's neighbour, which its own
+    connections may still hold). Returns the final checkpoint and the resumed run's
+    output."""
     last, next_one, final = checkpoints
     work_dir = tmp_path / name
     killer = f"dict(type='KillAtIterHook', kill_iter={kill_iter})"
@@ -202,7 +206,7 @@ def kill_and_resume(tmp_path, config, name, nproc=1, port=29531, kill_iter=8,
     with open(work_dir / 'last_checkpoint') as f:
         assert f.read().strip().endswith(last)
     assert not (work_dir / next_one).exists()
-    out = train(config, work_dir, '--resume', nproc=nproc, port=port + 1)
+    out = train(config, work_dir, '--resume', nproc=nproc)
     assert resumed_at in out, out[-3000:]
     return load_checkpoint(work_dir / final), out
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_two_process_ddp_and_zero_resume_bitwise_and_match(tmp_path, ddp_straight):
     ddp = write_config(tmp_path, 'ddp', nproc=2)
     straight = ddp_straight
-    resumed, out = kill_and_resume(tmp_path, ddp, 'ddp_resumed', nproc=2, port=29543)
+    resumed, out = kill_and_resume(tmp_path, ddp, 'ddp_resumed', nproc=2)
     assert_bitwise_equal(straight, resumed, 'DDP')
     extra = resumed['mmlion_resume']
     assert extra['world_size'] == 2 and len(extra['rng']) == 2  # one state per rank
@@ -24,7 +24,7 @@ def test_two_process_ddp_and_zero_resume_bitwise_and_match(tmp_path, ddp_straigh
     # plain Lion ends.
     zero = write_config(tmp_path, 'zero', nproc=2, optimizer=ZERO,
                         wrapper='mmlion.GuardedOptimWrapper')
-    zero_resumed, out = kill_and_resume(tmp_path, zero, 'zero_resumed', nproc=2, port=29545)
+    zero_resumed, out = kill_and_resume(tmp_path, zero, 'zero_resumed', nproc=2)
     assert 'ZeroRedundancyOptimizer' in zero_resumed['meta']['cfg']
     assert_bitwise_equal(straight, zero_resumed, 'ZeRO vs DDP')
 

@@ -40,7 +40,7 @@ def test_dist_train_two_cpu_processes_zero_sharded(tmp_path, shapes_data):
                '--cfg-options', 'train_dataloader.dataset.indices=32',
                'train_dataloader.batch_size=4', 'train_cfg.max_epochs=2',
                'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1'],
-              env=dict(PORT='29517'))
+              env=dict(PORT=str(free_port())))
     assert 'Distributed training is not used' not in out
     assert 'SyncBN in the model config replaced' not in out  # the demo asks for BN
     assert 'Distributed training: True' in out and 'GPU number: 2' in out, out[-3000:]
@@ -180,7 +180,7 @@ def test_a_users_shapes_folder_survives_every_tool(tmp_path):
     out = python_tool('tools/train.py', config, '--work-dir', work_dir, expect_rc=None)
     assert 'instances_val.json' in out or 'train/' in out  # check_config names what is missing
     run_tool(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', str(work_dir)],
-             env=dict(PORT='29561'), expect_rc=None)
+             env=dict(PORT=str(free_port())), expect_rc=None)
     python_tool('tools/test.py', config, tmp_path / 'none.pth', '--work-dir', work_dir,
                 expect_rc=None)
     out = python_tool('tools/dataset_converters/generate_shapes.py', root, expect_rc=None)
