@@ -1,6 +1,7 @@
 // StepPlan's per-step check (mmlion/optim/step_plan.py, whose Python twin decides the
-// same): the same param groups (by identity, with as many keys), holding the same
-// parameters; each group's static hyperparameters equal to what they were; each group's
+// same, though it reads keys by name and so also takes a group whose keys were
+// re-inserted in another order, which this check sends back to a new plan): the same
+// param groups (by identity, with the same keys), holding the same parameters; each group's static hyperparameters equal to what they were; each group's
 // scheduled ones (lr, initial_lr) numbers equal to its bucket leader's; the same momenta
 // in the optimizer's state; the same parameters with gradients, all strided. One pass
 // over borrowed references, where Python would make several passes and many objects.
@@ -45,6 +46,11 @@ bool equal(PyObject* a, PyObject* b) {
   return result == 1;
 }
 
+// Whether a dict's key is ``name`` (a str): the same object, or an equal str.
+bool same_key(PyObject* key, PyObject* name) {
+  return key == name || (PyUnicode_CheckExact(key) && PyUnicode_Compare(key, name) == 0);
+}
+
 PyObject* item(PyObject* dict, const py::object& key) {
   return PyDict_Check(dict) ? PyDict_GetItem(dict, key.ptr()) : nullptr;  // borrowed
 }
@@ -54,27 +60,48 @@ PyObject* item(PyObject* dict, const py::object& key) {
 PlanCheck::PlanCheck(const py::list& groups, const py::dict& state,
                      const py::tuple& static_keys, const py::tuple& scheduled_keys,
                      std::vector<int64_t> leaders)
-    : leaders_(std::move(leaders)) {
+    : leaders_(std::move(leaders)), n_scheduled_(scheduled_keys.size()) {
   TORCH_CHECK(leaders_.size() == groups.size(), "PlanCheck: one leader per group");
-  for (const int64_t leader : leaders_) {
-    TORCH_CHECK(leader >= 0 && static_cast<size_t>(leader) < groups.size(),
-                "PlanCheck: leader ", leader, " is not a group index");
-  }
-  for (const auto key : static_keys) static_keys_.push_back(py::reinterpret_borrow<py::object>(key));
-  for (const auto key : scheduled_keys) {
-    scheduled_keys_.push_back(py::reinterpret_borrow<py::object>(key));
+  for (size_t g = 0; g < leaders_.size(); ++g) {
+    TORCH_CHECK(leaders_[g] >= 0 && static_cast<size_t>(leaders_[g]) <= g,
+                "PlanCheck: the leader of group ", g, " is ", leaders_[g],
+                ", not an index of that group or an earlier one");
   }
   for (const auto group : groups) {
     if (!PyDict_Check(group.ptr())) throw py::type_error("PlanCheck: a param group is not a dict");
     groups_.push_back(py::reinterpret_borrow<py::object>(group));
-    sizes_.push_back(PyDict_Size(group.ptr()));
-    const py::list params = group[params_key_];
-    n_params_.push_back(static_cast<Py_ssize_t>(params.size()));
-    for (const auto param : params) {
-      params_.push_back(py::reinterpret_borrow<py::object>(param));
-      has_grad_.push_back(!grad_of(param.ptr()).is_none());
+    PyObject* params = nullptr;
+    size_t n_static = 0, n_scheduled = 0;
+    Py_ssize_t position = 0, size = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(group.ptr(), &position, &key, &value)) {
+      int64_t role = kOther;
+      if (same_key(key, params_key_.ptr())) {
+        role = kParams;
+        params = value;
+      }
+      for (size_t k = 0; k < n_scheduled_ && role == kOther; ++k) {
+        if (same_key(key, scheduled_keys[k].ptr())) role = static_cast<int64_t>(k), ++n_scheduled;
+      }
+      for (const auto static_key : static_keys) {
+        if (role == kOther && same_key(key, static_key.ptr())) role = kStatic, ++n_static;
+      }
+      entries_.push_back({py::reinterpret_borrow<py::object>(key), role,
+                          role == kStatic ? py::reinterpret_borrow<py::object>(value)
+                                          : py::object()});
+      ++size;
     }
-    for (const auto& key : static_keys_) static_values_.push_back(group[key]);
+    sizes_.push_back(size);
+    if (params == nullptr || n_static != static_keys.size() || n_scheduled != n_scheduled_) {
+      throw py::key_error("PlanCheck: a param group lacks params or a hyperparameter");
+    }
+    if (!PyList_Check(params)) throw py::type_error("PlanCheck: a group's params is not a list");
+    n_params_.push_back(PyList_GET_SIZE(params));
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(params); ++i) {
+      PyObject* param = PyList_GET_ITEM(params, i);
+      params_.push_back(py::reinterpret_borrow<py::object>(param));
+      has_grad_.push_back(!grad_of(param).is_none());
+    }
   }
   for (const auto entry : state) {
     PyObject* exp_avg = item(entry.second.ptr(), exp_avg_key_);
@@ -82,36 +109,36 @@ PlanCheck::PlanCheck(const py::list& groups, const py::dict& state,
   }
 }
 
-bool PlanCheck::same_groups(const py::list& groups) const {
+// One walk over each group's entries (no hashing): the same keys in the same order, the
+// same parameters, static values equal to those recorded, scheduled ones numbers equal
+// to their leader's.
+bool PlanCheck::same_groups(const py::list& groups) {
   if (static_cast<size_t>(PyList_GET_SIZE(groups.ptr())) != groups_.size()) return false;
-  size_t p = 0;
+  scheduled_now_.assign(groups_.size() * n_scheduled_, py::object());
+  size_t e = 0, p = 0;
   for (size_t g = 0; g < groups_.size(); ++g) {
     PyObject* group = PyList_GET_ITEM(groups.ptr(), g);
     if (group != groups_[g].ptr() || PyDict_Size(group) != sizes_[g]) return false;
-    PyObject* params = item(group, params_key_);
-    if (params == nullptr || !PyList_Check(params) || PyList_GET_SIZE(params) != n_params_[g]) {
-      return false;
-    }
-    for (Py_ssize_t i = 0; i < n_params_[g]; ++i, ++p) {
-      if (PyList_GET_ITEM(params, i) != params_[p].ptr()) return false;
-    }
-  }
-  return true;
-}
-
-bool PlanCheck::same_hyperparameters(const py::list& groups) const {
-  const size_t n_static = static_keys_.size();
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    PyObject* group = groups_[g].ptr();
-    for (size_t k = 0; k < n_static; ++k) {
-      PyObject* value = item(group, static_keys_[k]);
-      if (value == nullptr || !equal(value, static_values_[g * n_static + k].ptr())) return false;
-    }
-    PyObject* leader = groups_[leaders_[g]].ptr();
-    for (const auto& key : scheduled_keys_) {
-      PyObject* value = item(group, key);
-      if (!is_number(value)) return false;
-      if (leader != group && !equal(value, item(leader, key))) return false;
+    py::object* scheduled = scheduled_now_.data() + g * n_scheduled_;
+    const py::object* leader = scheduled_now_.data() + leaders_[g] * n_scheduled_;
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    for (Py_ssize_t i = 0; i < sizes_[g]; ++i, ++e) {
+      if (!PyDict_Next(group, &position, &key, &value)) return false;
+      const Entry& entry = entries_[e];
+      if (key != entry.key.ptr()) return false;
+      if (entry.role == kParams) {
+        if (!PyList_Check(value) || PyList_GET_SIZE(value) != n_params_[g]) return false;
+        for (Py_ssize_t j = 0; j < n_params_[g]; ++j, ++p) {
+          if (PyList_GET_ITEM(value, j) != params_[p].ptr()) return false;
+        }
+      } else if (entry.role == kStatic) {
+        if (!equal(value, entry.value.ptr())) return false;
+      } else if (entry.role >= 0) {
+        if (!is_number(value)) return false;
+        scheduled[entry.role] = py::reinterpret_borrow<py::object>(value);
+        if (leader != scheduled && !equal(value, leader[entry.role].ptr())) return false;
+      }
     }
   }
   return true;
@@ -128,10 +155,10 @@ bool PlanCheck::same_momenta(const py::dict& state) const {
   return true;
 }
 
-py::object PlanCheck::gradients(const py::list& groups, const py::dict& state) const {
-  if (!same_groups(groups) || !same_hyperparameters(groups) || !same_momenta(state)) {
-    return py::none();
-  }
+py::object PlanCheck::gradients(const py::list& groups, const py::dict& state) {
+  const bool holds = same_groups(groups) && same_momenta(state);
+  scheduled_now_.clear();
+  if (!holds) return py::none();
   py::list grads(params_.size());
   for (size_t p = 0; p < params_.size(); ++p) {
     py::object grad = grad_of(params_[p].ptr());
