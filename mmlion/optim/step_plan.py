@@ -8,8 +8,8 @@ buckets of one step; the next step reuses them after a check that costs one pass
 C++ (``mmlion.ops._C.PlanCheck``) or, where the extension is not built, a few C-level
 passes in Python (:class:`PythonCheck`):
 
-* the same param groups (by identity, each with as many keys), holding the same
-  parameters;
+* the same param groups (by identity, each with the same keys: PlanCheck also wants
+  them in the same order), holding the same parameters;
 * the same parameters with gradients, all strided (a parameter whose gradient appears
   or goes, as a frozen branch does, or turns sparse, rebuilds the plan);
 * each group's hyperparameters besides lr and initial_lr as recorded (a momentum or
