@@ -6,7 +6,8 @@ from torch import Tensor
 
 from .loader import CPU
 
-__all__ = ['PLAIN_TYPES', 'as_real', 'decay_factor', 'layout_key', 'refuse_graph_capture']
+__all__ = ['PLAIN_TYPES', 'as_real', 'as_scalar', 'decay_factor', 'layout_key',
+           'refuse_graph_capture']
 
 # Plain tensors, as torch.optim.optimizer's _foreach_supported_types lists them: no
 # subclasses (DTensor, FakeTensor, ...), whose data a kernel cannot address.
@@ -30,6 +31,12 @@ def as_real(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor]) -
                 for t in (*params, *grads, *exp_avgs)]
     n = len(params)
     return as_real_[:n], as_real_[n:2 * n], as_real_[2 * n:]
+
+
+def as_scalar(value):
+    """A one-element Tensor of any shape as a 0-dim view (no copy, no sync); anything
+    else (a float, None) as it is."""
+    return value.reshape(()) if isinstance(value, Tensor) else value
 
 
 def refuse_graph_capture(device: torch.device, what: str) -> None:

@@ -17,7 +17,8 @@ from typing import List, NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .common import PLAIN_TYPES, as_real, decay_factor, layout_key, refuse_graph_capture
+from .common import (PLAIN_TYPES, as_real, as_scalar, decay_factor, layout_key,
+                     refuse_graph_capture)
 from .loader import TRITON
 
 __all__ = ['DEVICE_TYPES', 'available', 'load_error', 'runs_on', 'untaken', 'fused_lion_']
@@ -243,24 +244,20 @@ def _scalars(lr, beta1, beta2, weight_decay, initial_lr, grad_scale, found_inf) 
     else:
         decay_mode, decay = (1 if initial_lr is None else 2), 1.0
     return dict(
-        lr_ptr=lr.reshape(()) if lr_tensor else None, lr_value=0.0 if lr_tensor else float(lr),
-        initial_lr_ptr=initial_lr.reshape(()) if initial_tensor else None,
+        lr_ptr=as_scalar(lr) if lr_tensor else None, lr_value=0.0 if lr_tensor else float(lr),
+        initial_lr_ptr=as_scalar(initial_lr) if initial_tensor else None,
         initial_lr_value=(float(initial_lr) if initial_lr is not None and not initial_tensor
                           else 1.0),
         weight_decay=float(weight_decay), decay_value=float(decay),
         beta1=float(beta1), one_minus_beta1=1.0 - beta1,
         beta2=float(beta2), one_minus_beta2=1.0 - beta2,
-        grad_scale_ptr=_as_scalar(grad_scale), skip_ptr=_as_scalar(found_inf),
+        grad_scale_ptr=as_scalar(grad_scale), skip_ptr=as_scalar(found_inf),
         LR_TENSOR=lr_tensor, DECAY=decay_mode, INITIAL_LR_TENSOR=initial_tensor,
         UNSCALE=grad_scale is not None, SKIP=found_inf is not None)
 
 
 # Pointer arguments: None where a launch does not read them (_launch passes a placeholder).
 _POINTERS = ('lr_ptr', 'initial_lr_ptr', 'grad_scale_ptr', 'skip_ptr')
-
-
-def _as_scalar(value: Optional[Tensor]) -> Optional[Tensor]:
-    return None if value is None else value.reshape(())
 
 
 def _launch(kernels, launch: Launch, scalars: dict, *, maximize: bool,

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
 from mmlion.ops import lion_cpu, lion_triton
-from mmlion.ops.common import as_real, decay_factor
+from mmlion.ops.common import as_real, as_scalar, decay_factor
 from mmlion.utils import versions
 from .dtensor import DTensor, local_shards
 from .implementation import Implementation, resolve, torch_default
@@ -368,11 +368,6 @@ def _bucket_key(group: dict) -> tuple:
             group['maximize'], group['cautious'], group['foreach'], group['fused'])
 
 
-def _as_scalar(value):
-    """A one-element Tensor of any shape as a 0-dim view (no copy, no sync)."""
-    return value.reshape(()) if isinstance(value, Tensor) else value
-
-
 def _opmath(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
@@ -388,7 +383,7 @@ def _apply_caution_(update: Tensor, grad: Tensor) -> None:
 def _single_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
                         lr: Union[float, Tensor], beta1: float, beta2: float,
                         weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
-    lr, initial_lr = _as_scalar(lr), _as_scalar(initial_lr)
+    lr, initial_lr = as_scalar(lr), as_scalar(initial_lr)
     decay = decay_factor(lr, weight_decay, initial_lr)
     for param, grad, exp_avg in zip(params, grads, exp_avgs):
         if param.is_complex():
@@ -421,7 +416,7 @@ def _single_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: Lis
 def _multi_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
                        lr: Union[float, Tensor], beta1: float, beta2: float,
                        weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
-    lr, initial_lr = _as_scalar(lr), _as_scalar(initial_lr)
+    lr, initial_lr = as_scalar(lr), as_scalar(initial_lr)
     decay = decay_factor(lr, weight_decay, initial_lr)
     params, grads, exp_avgs = as_real(params, grads, exp_avgs)
     for dtype, (ps, gs, ms) in _group_by_device_and_dtypes(params, grads, exp_avgs):

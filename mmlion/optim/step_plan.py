@@ -39,7 +39,6 @@ _NUMBERS = (float, int)  # and their subclasses (numpy.float64, bool), as PyFloa
 # C-level accessors, mapped over thousands of groups and parameters per step.
 _PARAMS = itemgetter('params')
 _GRAD = attrgetter('grad')
-_EXP_AVG = itemgetter('exp_avg')
 
 
 def _params(param_groups: List[dict]) -> List[Tensor]:
@@ -138,10 +137,9 @@ class StepPlan:
         # each group's flat indices (into the parameters) of those with gradients
         with_grad, start = [], 0
         for group in param_groups:
-            end = start + len(group['params'])
             with_grad.append([i for i, p in enumerate(group['params'], start)
                               if p.grad is not None])
-            start = end
+            start += len(group['params'])
         # (leader group, params, exp_avgs, their gradients' picker, the GPU kernel's own
         # host plan for the bucket)
         self.buckets = [(indices[0], params_, exp_avgs,

@@ -455,8 +455,9 @@ def host_overhead(cases: List[str], steps: int, warmup: int,
                         times[name].append((time.perf_counter() - start) * 1e3)
             medians[case] = statistics.median(times['lion'])
             print(f'{case}: {len(shapes)} groups of one tensor, {buckets} lr bucket(s): mmlion '
-                  f'Lion fused (CUDA host path, no launch) {medians[case]:.3f} ms; torch AdamW fused on the CPU, '
-                  f'one-element tensors {statistics.median(times["adamw"]):.3f} ms')
+                  f'Lion fused (CUDA host path, no launch) {medians[case]:.3f} ms; torch AdamW '
+                  f'fused on the CPU, one-element tensors '
+                  f'{statistics.median(times["adamw"]):.3f} ms')
     print('host overhead: ' + ', '.join(f'{c} {ms:.3f} ms' for c, ms in medians.items()))
     return medians
 

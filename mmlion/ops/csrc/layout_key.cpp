@@ -6,17 +6,16 @@
 // reference counting per tensor), and touches no data.
 #include "layout_key.h"
 
+#include "plain_tensor.h"
+
 #include <cstdint>
 #include <vector>
 
 namespace {
 
-// Plain tensors (torch.Tensor and nn.Parameter exactly, as mmlion.ops.common.PLAIN_TYPES:
-// no subclass such as DTensor, whose data pointer means nothing to a kernel), strided,
-// with storage.
+// Plain tensors, strided, with storage.
 bool addressable(PyObject* item) {
-  const PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(item));
-  if (type != THPVariableClass && type != ParameterClass) return false;
+  if (!is_plain_tensor(item)) return false;
   const at::Tensor& t = THPVariable_Unpack(item);
   return t.defined() && t.layout() == at::kStrided && t.has_storage();
 }

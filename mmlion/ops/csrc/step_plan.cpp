@@ -1,25 +1,23 @@
 // StepPlan's per-step check (mmlion/optim/step_plan.py, whose Python twin decides the
 // same, though it reads keys by name and so also takes a group whose keys were
 // re-inserted in another order, which this check sends back to a new plan): the same
-// param groups (by identity, with the same keys), holding the same parameters; each group's static hyperparameters equal to what they were; each group's
-// scheduled ones (lr, initial_lr) numbers equal to its bucket leader's; the same momenta
-// in the optimizer's state; the same parameters with gradients, all strided. One pass
-// over borrowed references, where Python would make several passes and many objects.
+// param groups (by identity, with the same keys), holding the same parameters; each
+// group's static hyperparameters equal to what they were; each group's scheduled ones
+// (lr, initial_lr) numbers equal to its bucket leader's; the same momenta in the
+// optimizer's state; the same parameters with gradients, all strided. One pass over
+// borrowed references, where Python would make several passes and many objects.
 #include "step_plan.h"
 
 #include <utility>
 
-namespace {
+#include "plain_tensor.h"
 
-bool plain(PyObject* item) {
-  const PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(item));
-  return type == THPVariableClass || type == ParameterClass;
-}
+namespace {
 
 // A parameter's .grad: read in C++ for plain tensors (no attribute lookup), through
 // Python for subclasses, which may define it themselves.
 py::object grad_of(PyObject* param) {
-  if (plain(param)) {
+  if (is_plain_tensor(param)) {
     const at::Tensor& grad = THPVariable_Unpack(param).grad();
     if (!grad.defined()) return py::none();
     return py::reinterpret_steal<py::object>(THPVariable_Wrap(grad));
@@ -105,22 +103,24 @@ PlanCheck::PlanCheck(const py::list& groups, const py::dict& state,
   }
   for (const auto entry : state) {
     PyObject* exp_avg = item(entry.second.ptr(), exp_avg_key_);
-    momenta_.push_back(exp_avg == nullptr ? py::object() : py::reinterpret_borrow<py::object>(exp_avg));
+    momenta_.push_back(exp_avg == nullptr ? py::object()
+                                          : py::reinterpret_borrow<py::object>(exp_avg));
   }
 }
 
 // One walk over each group's entries (no hashing): the same keys in the same order, the
 // same parameters, static values equal to those recorded, scheduled ones numbers equal
 // to their leader's.
-bool PlanCheck::same_groups(const py::list& groups) {
+bool PlanCheck::same_groups(const py::list& groups) const {
   if (static_cast<size_t>(PyList_GET_SIZE(groups.ptr())) != groups_.size()) return false;
-  scheduled_now_.assign(groups_.size() * n_scheduled_, py::object());
+  // each group's scheduled values, as this walk finds them (a leader comes first)
+  std::vector<py::object> scheduled_now(groups_.size() * n_scheduled_);
   size_t e = 0, p = 0;
   for (size_t g = 0; g < groups_.size(); ++g) {
     PyObject* group = PyList_GET_ITEM(groups.ptr(), g);
     if (group != groups_[g].ptr() || PyDict_Size(group) != sizes_[g]) return false;
-    py::object* scheduled = scheduled_now_.data() + g * n_scheduled_;
-    const py::object* leader = scheduled_now_.data() + leaders_[g] * n_scheduled_;
+    py::object* scheduled = scheduled_now.data() + g * n_scheduled_;
+    const py::object* leader = scheduled_now.data() + leaders_[g] * n_scheduled_;
     Py_ssize_t position = 0;
     PyObject *key, *value;
     for (Py_ssize_t i = 0; i < sizes_[g]; ++i, ++e) {
@@ -155,10 +155,8 @@ bool PlanCheck::same_momenta(const py::dict& state) const {
   return true;
 }
 
-py::object PlanCheck::gradients(const py::list& groups, const py::dict& state) {
-  const bool holds = same_groups(groups) && same_momenta(state);
-  scheduled_now_.clear();
-  if (!holds) return py::none();
+py::object PlanCheck::gradients(const py::list& groups, const py::dict& state) const {
+  if (!same_groups(groups) || !same_momenta(state)) return py::none();
   py::list grads(params_.size());
   for (size_t p = 0; p < params_.size(); ++p) {
     py::object grad = grad_of(params_[p].ptr());

@@ -14,7 +14,7 @@ class PlanCheck {
 
   // Every parameter's gradient (None where it has none) when the plan still holds,
   // else None.
-  py::object gradients(const py::list& groups, const py::dict& state);
+  py::object gradients(const py::list& groups, const py::dict& state) const;
 
  private:
   // A group's key, as recorded: what it holds, and for a static one, its value.
@@ -25,7 +25,7 @@ class PlanCheck {
   };
   static constexpr int64_t kParams = -1, kStatic = -2, kOther = -3;
 
-  bool same_groups(const py::list& groups);
+  bool same_groups(const py::list& groups) const;
   bool same_momenta(const py::dict& state) const;
 
   std::vector<py::object> groups_, params_, momenta_;
@@ -34,6 +34,5 @@ class PlanCheck {
   std::vector<int64_t> leaders_;
   std::vector<char> has_grad_;
   size_t n_scheduled_ = 0;
-  std::vector<py::object> scheduled_now_;  // during a check: each group's scheduled values
   py::str params_key_{"params"}, exp_avg_key_{"exp_avg"};
 };
