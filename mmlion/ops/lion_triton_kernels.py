@@ -189,10 +189,25 @@ def _update(p_ptr, g_ptr, m_ptr, offs, mask, MASKED: tl.constexpr, grad_scale_pt
 
 @triton.jit
 def _store(ptrs, values, mask, MASKED: tl.constexpr, DTYPE: tl.constexpr):
-    if MASKED:
-        tl.store(ptrs, values.to(DTYPE), mask=mask)
+    if DTYPE == tl.bfloat16:
+        stored = _round_to_bf16(values)
     else:
-        tl.store(ptrs, values.to(DTYPE))
+        stored = values.to(DTYPE)
+    if MASKED:
+        tl.store(ptrs, stored, mask=mask)
+    else:
+        tl.store(ptrs, stored)
+
+
+@triton.jit
+def _round_to_bf16(x):
+    """fp32 to bf16, rounded to nearest, ties to even (NaN stays NaN), in integer bit
+    operations: what torch's ``.to(torch.bfloat16)`` and the C++ kernel do, spelled out so
+    that every backend agrees (Triton's interpreter truncates a plain ``.to``)."""
+    bits = x.to(tl.uint32, bitcast=True)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    rounded = tl.where(x != x, 0x7FC0, rounded)
+    return rounded.to(tl.uint16).to(tl.bfloat16, bitcast=True)
 
 
 @triton.jit

@@ -94,6 +94,33 @@ def test_low_precision_is_fp32_arithmetic_rounded_once(triton_device, dtype, sta
         assert ((actual.float() - wanted.float()).abs() <= ulps).all()
 
 
+@pytest.mark.parametrize('param_dtype', [torch.float32, torch.bfloat16])
+def test_bf16_is_rounded_to_nearest_even_as_torch_does(triton_device, param_dtype):
+    """Every bf16 store is torch's ``.to(torch.bfloat16)`` of the fp32 result, bit for
+    bit (NaN kept NaN): the kernel rounds in integer bit operations, so Triton's
+    interpreter (whose plain cast truncates) and a GPU agree with the C++ kernel."""
+    gen = torch.Generator().manual_seed(0)
+    n = 3 * lion_triton.BLOCK + 7  # full blocks and a masked tail
+    p0 = torch.randn(n, generator=gen).to(param_dtype)
+    m0 = torch.randn(n, generator=gen).to(torch.bfloat16)
+    g = torch.randn(n, generator=gen).to(param_dtype)
+    g[7] = float('nan')
+    f32 = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
+    lr, b1, b2, wd = 1e-2, 0.9, 0.99, 0.1
+    update = torch.sign(m0.float() * f32(b1) + g.float() * f32(1 - b1))
+    decay = f32(1 - lr * wd)
+    expected_p = (p0.float() * decay + f32(-lr) * update).to(param_dtype)
+    expected_m = (m0.float() * f32(b2) + g.float() * f32(1 - b2)).to(torch.bfloat16)
+    p, m = p0.to(triton_device), m0.to(triton_device)
+    lion([p], [g.to(triton_device)], [m], fused=True, lr=lr, beta1=b1, beta2=b2,
+         weight_decay=wd)
+    p, m = p.cpu(), m.cpu()
+    assert torch.equal(m.isnan(), expected_m.isnan()) and int(m.isnan().sum()) == 1
+    assert torch.equal(m[~m.isnan()], expected_m[~expected_m.isnan()])
+    if param_dtype == torch.bfloat16:
+        assert torch.equal(p, expected_p)
+
+
 def test_sign_of_zero_is_zero(triton_device):
     """Where the interpolation is exactly zero the parameter only decays (the
     reference steps by 0; DeepSpeed's FusedLion steps by +lr)."""
