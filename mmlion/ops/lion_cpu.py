@@ -31,16 +31,18 @@ def load_error() -> str:
 
 
 def takes(tensors: Sequence[Tensor]) -> bool:
-    """True when the kernels accept every tensor: plain strided CPU tensors."""
+    """True when the kernels accept every tensor: plain strided CPU tensors without a
+    conjugate or negative bit."""
     return all(type(t) in PLAIN_TYPES and t.device.type == 'cpu' and t.layout == torch.strided
-               for t in tensors)
+               and not (t.is_conj() or t.is_neg()) for t in tensors)
 
 
 def describe_untaken(tensors: Sequence[Tensor]) -> str:
     """What in ``tensors`` the kernels do not take, for an error message."""
-    kinds = sorted({f'{type(t).__name__} on {t.device} ({t.layout})' for t in tensors
-                    if not takes([t])})
-    return ', '.join(kinds)
+    def describe(t: Tensor) -> str:
+        bits = ', conjugate bit' * t.is_conj() + ', negative bit' * t.is_neg()
+        return f'{type(t).__name__} on {t.device} ({t.layout}{bits})'
+    return ', '.join(sorted({describe(t) for t in tensors if not takes([t])}))
 
 
 def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *, lr,

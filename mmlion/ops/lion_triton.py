@@ -65,6 +65,9 @@ def untaken(params: Sequence[Tensor], grads: Sequence[Tensor],
                 return f'{role} {i} is on {t.device} (params[0] on {device})'
             if t.dtype not in _SUPPORTED:
                 return f'{role} {i} is {t.dtype} (the kernel takes fp32, bf16 and fp16)'
+            if t.is_conj() or t.is_neg():  # lazy views: the memory holds other values
+                return (f'{role} {i} has its {"conjugate" if t.is_conj() else "negative"} '
+                        f'bit set (resolve_conj() or resolve_neg() it)')
         param, grad, exp_avg = trio
         if grad.dtype != param.dtype:
             return f'grad {i} is {grad.dtype} and its param {param.dtype}'

@@ -282,11 +282,14 @@ bool chunk_has_nonfinite(const at::Tensor& t, int64_t begin, int64_t end) {
   }
 }
 
-// What the kernels take: plain strided CPU tensors with storage. Tensor subclasses
-// (DTensor and other Python-dispatch wrappers), meta and sparse tensors, and other
-// devices are handed back to the caller untouched, never dereferenced.
+// What the kernels take: plain strided CPU tensors with storage, whose memory holds
+// their values (no conjugate or negative bit, as torch's lazy .conj() and _neg_view set,
+// which the raw loops would ignore). Tensor subclasses (DTensor and other Python-dispatch
+// wrappers), meta and sparse tensors, and other devices are handed back to the caller
+// untouched, never dereferenced.
 bool takes(const at::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.layout() == at::kStrided && t.has_storage() &&
+         !t.is_conj() && !t.is_neg() &&
          !t.unsafeGetTensorImpl()->is_python_dispatch() &&
          (t.numel() == 0 || t.const_data_ptr() != nullptr);
 }
