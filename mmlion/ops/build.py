@@ -10,7 +10,7 @@ import os.path as osp
 EXTENSION = 'mmlion.ops._C'
 # Relative to the repository root (setup.py) and, joined to this folder, at run time.
 SOURCES = ['csrc/bindings.cpp', 'csrc/lion_cpu.cpp', 'csrc/layout_key.cpp',
-           'csrc/step_plan.cpp']
+           'csrc/step_plan.cpp', 'csrc/frozen_value.cpp']
 # -ffp-contract=off: no fused multiply-adds, so the AVX-512, AVX2 and baseline clones
 # of the kernel (and every machine) give the same bits.
 COMPILE_FLAGS = ['-O3', '-g0', '-fopenmp', '-ffp-contract=off']

@@ -52,24 +52,16 @@ def refuse_graph_capture(device: torch.device, what: str) -> None:
             f'capturable optimizers elsewhere')
 
 
-def layout_key(*lists: List[Tensor]) -> Optional[Union[bytes, list]]:
+def layout_key(*lists: List[Tensor]) -> Optional[bytes]:
     """What a host plan's pointer tables depend on, for lists of tensors: where each
     tensor's memory starts, its dtype, device, sizes and strides (FSDP's resharding
     moves and resizes parameters; ``zero_grad(set_to_none=True)`` hands back new
     gradient Tensors each step). Equal keys mean every tensor is laid out as before.
-    None when some item is not a plain strided tensor (the caller checks it the slow
-    way and names it).
 
-    One C++ call (``mmlion.ops._C.layout_key``, a few nanoseconds per tensor) where
-    the extension is built; the same facts in Python, slower, where it is not."""
+    One C++ call (``mmlion.ops._C.layout_key``, a few nanoseconds per tensor). None when
+    some item is not a plain strided tensor whose memory holds its values (a lazy
+    ``.conj()`` or negative view does not: the caller checks it the slow way and names
+    it), and where the extension is not built: there is then no key, and so no host plan
+    to reuse."""
     module = CPU.get()
-    if module is not None:
-        return module.layout_key(*lists)
-    tensors = [t for ts in lists for t in ts]
-    if not all(type(t) in PLAIN_TYPES and t.layout == torch.strided for t in tensors):
-        return None
-    try:
-        return [list(map(len, lists))] + [(t.data_ptr(), t.dtype, t.device, t.shape,
-                                           t.stride()) for t in tensors]
-    except RuntimeError:  # no storage to point at (a meta or fake tensor)
-        return None
+    return None if module is None else module.layout_key(*lists)

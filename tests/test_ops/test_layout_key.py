@@ -1,7 +1,7 @@
 """mmlion.ops.common.layout_key, what a host plan's pointer tables are checked against:
 equal exactly while every tensor keeps where its memory starts, its dtype, device,
-sizes and strides; None for what a kernel cannot address. The C++ call and the Python
-fallback (no extension built) decide alike."""
+sizes and strides; None for what a kernel cannot address, and where the C++ extension
+is not built (there is then no host plan to reuse)."""
 import pytest
 import torch
 
@@ -9,13 +9,10 @@ from mmlion.ops import common
 from mmlion.ops.loader import CPU
 
 
-@pytest.fixture(params=['compiled', 'python'])
-def layout_key(request, monkeypatch):
-    if request.param == 'compiled':
-        if CPU.get() is None:
-            pytest.skip(f'the C++ extension is not built: {CPU.load_error()}')
-    else:
-        monkeypatch.setattr(CPU, 'get', lambda: None)
+@pytest.fixture
+def layout_key():
+    if CPU.get() is None:
+        pytest.skip(f'the C++ extension is not built: {CPU.load_error()}')
     return common.layout_key
 
 
@@ -53,9 +50,18 @@ class Subclass(torch.Tensor):
     """As DTensor is: a Tensor subclass, whose data a kernel cannot address."""
 
 
-@pytest.mark.parametrize('odd', ['sparse', 'subclass', 'None'])
+@pytest.mark.parametrize('odd', ['sparse', 'subclass', 'None', 'conjugate bit', 'negative bit'])
 def test_what_no_kernel_can_address_has_no_key(layout_key, odd):
-    item = {'sparse': torch.zeros(2, 2).to_sparse(),
-            'subclass': torch.Tensor._make_subclass(Subclass, torch.zeros(2)),
-            'None': None}[odd]
+    """A lazy conjugate or negative view's memory does not hold its values: a kernel that
+    read it would step with the wrong sign."""
+    item = {'sparse': lambda: torch.zeros(2, 2).to_sparse(),
+            'subclass': lambda: torch.Tensor._make_subclass(Subclass, torch.zeros(2)),
+            'None': lambda: None,
+            'conjugate bit': lambda: torch.zeros(2, dtype=torch.complex64).conj(),
+            'negative bit': lambda: torch._neg_view(torch.zeros(2))}[odd]()
     assert layout_key(tensors(), [item]) is None
+
+
+def test_without_the_extension_there_is_no_key(monkeypatch):
+    monkeypatch.setattr(CPU, 'get', lambda: None)
+    assert common.layout_key(tensors()) is None

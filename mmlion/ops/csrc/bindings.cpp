@@ -21,11 +21,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "The layout key of lists of tensors (data pointers, dtypes, devices, sizes, "
         "strides) as bytes; None if some item is not a plain strided tensor");
   py::class_<PlanCheck>(m, "PlanCheck",
-                        "A StepPlan's groups, parameters, hyperparameters and momenta, and "
-                        "each step's check against them")
+                        "A StepPlan's groups, parameters, hyperparameters (as values) and "
+                        "momenta, and each step's check against them")
       .def(py::init<const py::list&, const py::dict&, const py::tuple&, const py::tuple&,
                     std::vector<int64_t>>(),
-           py::arg("groups"), py::arg("state"), py::arg("static_keys"),
+           py::arg("groups"), py::arg("state"), py::arg("fixed_keys"),
            py::arg("scheduled_keys"), py::arg("leaders"))
       .def("gradients", &PlanCheck::gradients,
            "Every parameter's gradient (None where it has none) when the plan holds, "

@@ -13,11 +13,13 @@
 
 namespace {
 
-// Plain tensors, strided, with storage.
+// Plain tensors, strided, with storage, whose memory holds their values: no conjugate or
+// negative bit (torch's lazy .conj() and _neg_view), which a kernel's raw loads would miss.
 bool addressable(PyObject* item) {
   if (!is_plain_tensor(item)) return false;
   const at::Tensor& t = THPVariable_Unpack(item);
-  return t.defined() && t.layout() == at::kStrided && t.has_storage();
+  return t.defined() && t.layout() == at::kStrided && t.has_storage() && !t.is_conj() &&
+         !t.is_neg();
 }
 
 int64_t kind(const at::Tensor& t) {

@@ -2,5 +2,6 @@
 #pragma once
 #include <torch/extension.h>
 
-// bytes, or None when some item is not a plain strided tensor with storage.
+// bytes, or None when some item is not a plain strided tensor with storage whose memory
+// holds its values (no conjugate or negative bit).
 py::object layout_key(const py::args& lists);

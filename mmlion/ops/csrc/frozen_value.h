@@ -1,0 +1,32 @@
+// A deep copy of a plain Python value, and whether a live value still equals it: what a
+// StepPlan (step_plan.cpp) holds of each hyperparameter it reads.
+#pragma once
+#include <torch/extension.h>
+
+#include <string>
+#include <vector>
+
+// A value compared as a value, never by identity: a list mutated in place (betas[1] =
+// 0.5) no longer matches its copy. What freezes:
+//   * atoms, compared by exact type and ==: None, bool, int, float, str, bytes,
+//     torch.dtype, torch.device;
+//   * lists and tuples (exact types) of what freezes, compared item by item;
+//   * anything that exposes a buffer (numpy scalars and arrays), compared by exact type,
+//     item format, shape and bytes.
+// Anything else (a Tensor, a dict, an object of unknown type) does not freeze: the plan
+// cannot vouch for it, so there is no plan.
+class FrozenValue {
+ public:
+  // False, leaving ``out`` unspecified, when ``value`` does not freeze.
+  static bool freeze(PyObject* value, FrozenValue* out, int depth = 0);
+  bool matches(PyObject* live, int depth = 0) const;
+  bool present() const { return kind_ != kAbsent; }  // a key missing from its group
+
+ private:
+  enum Kind { kAbsent, kAtom, kSequence, kBuffer };
+  Kind kind_ = kAbsent;
+  py::object object_;  // kAtom: the value itself (immutable); else its exact type
+  std::vector<FrozenValue> items_;         // kSequence
+  std::string format_, bytes_;             // kBuffer
+  std::vector<Py_ssize_t> shape_;          // kBuffer
+};
