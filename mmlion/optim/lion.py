@@ -12,6 +12,7 @@ Unlike torch's optimizers, the class batches tensors across param groups whose
 hyperparameters are equal, because MMEngine's ``paramwise_cfg`` makes one group per
 parameter.
 """
+import warnings
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -19,14 +20,15 @@ from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
 from mmlion.ops import lion_cpu, lion_triton
-from mmlion.ops.common import as_real, as_scalar, decay_factor
+from mmlion.ops.common import as_real, as_scalar, decay_factor, layout_key
 from mmlion.utils import versions
 from .dtensor import DTensor, local_shards
 from .implementation import Implementation, resolve, torch_default
 from .nonfinite import NonFiniteGuard
-from .step_plan import StepPlan
-from .validation import (DEFAULTS, check_not_shared, check_state_dict,
-                         check_step_options_agree, check_unknown_kwargs, sparse_grad_message,
+from .step_plan import Bucket, StepPlan
+from .validation import (DEFAULTS, RUN_OPTIONS, check_initial_lr, check_not_shared,
+                         check_state_dict, check_step_options_agree, check_step_values,
+                         check_unknown_kwargs, loaded_differences, sparse_grad_message,
                          to_state_dtype, validate_group)
 
 __all__ = ['Lion', 'lion']
@@ -123,6 +125,7 @@ class Lion(Optimizer):
         validate_group(defaults)
         self.nonfinite_guard = NonFiniteGuard(owner='Lion')  # counts, not settings
         self._step_plan: Optional[StepPlan] = None
+        self._values_checked: Dict[int, tuple] = {}  # see _check_step_values
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -141,11 +144,7 @@ class Lion(Optimizer):
             if group['decoupled_weight_decay']:
                 lr = group['lr']
                 group.setdefault('initial_lr', lr.clone() if isinstance(lr, Tensor) else lr)
-                if not float(group['initial_lr']) > 0:
-                    raise ValueError(
-                        f'Invalid initial_lr: initial_lr={float(group["initial_lr"])} with '
-                        f'decoupled_weight_decay=True (the decay is weight_decay * lr / '
-                        f'initial_lr, so initial_lr must be > 0)')
+                check_initial_lr(group)
         except ValueError:
             self.param_groups.pop()
             raise
@@ -153,10 +152,12 @@ class Lion(Optimizer):
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__(), nonfinite_guard=self.nonfinite_guard)
         state.pop('_step_plan', None)  # references to this optimizer's own tensors
+        state.pop('_values_checked', None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         state['_step_plan'] = None
+        state['_values_checked'] = {}
         # Pickles from before an option existed lack it: fill in its default.
         state.setdefault('nonfinite_guard', getattr(self, 'nonfinite_guard', None)
                          or NonFiniteGuard(owner='Lion'))
@@ -186,12 +187,22 @@ class Lion(Optimizer):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Load a state dict after checking, before anything changes, that it is
-        Lion's and fits these parameters; raise ValueError naming what differs."""
+        Lion's and fits these parameters; raise ValueError naming what differs.
+
+        As in torch, the hyperparameters (lr, betas, weight decay) come from the state
+        dict; one warning lists those that differ from this optimizer's. mmlion's own
+        options, which are not training state (:data:`~.validation.RUN_OPTIONS`:
+        ``skip_nonfinite``, ``state_dtype``, ``foreach``, ...), stay as this optimizer
+        was built: a checkpoint cannot turn the guard off."""
         check_state_dict(state_dict, self.param_groups)
+        differences = loaded_differences(state_dict, self.param_groups)
+        options = [{key: group[key] for key in RUN_OPTIONS} for group in self.param_groups]
         self._step_plan = None  # new groups and momenta
         super().load_state_dict(self.nonfinite_guard.load_from(state_dict))
-        for group in self.param_groups:
-            group['state_dtype'] = to_state_dtype(group['state_dtype'])
+        for group, kept in zip(self.param_groups, options):
+            group.update(kept)
+        if differences:
+            warnings.warn(differences, stacklevel=2)
 
     def _init_group(self, group: dict, index: int, bucket: tuple) -> None:
         """Append the group's parameters with gradients, their gradients and their
@@ -252,15 +263,33 @@ class Lion(Optimizer):
         buckets = plan.reuse(self.param_groups, self.state) if plan is not None else None
         if buckets is None:  # (the plan holds no sparse gradient: _init_group refuses them)
             buckets = self._plan_buckets()
-        for params, grads, exp_avgs, hyper, host_plan in buckets:
-            lion(params, grads, exp_avgs, **hyper, grad_scale=grad_scale, found_inf=found_inf,
-                 host_plan=host_plan)
+        self._check_step_values(buckets)
+        for bucket in _refusals_first(buckets):
+            lion(bucket.params, bucket.grads, bucket.exp_avgs, **bucket.hyperparameters,
+                 grad_scale=grad_scale, found_inf=found_inf, host_plan=bucket.host_plan)
         return loss
 
-    def _plan_buckets(self) -> List[tuple]:
-        """(params, grads, exp_avgs, hyperparameters, host plan) per bucket of groups with equal
-        hyperparameters, built by a loop over every group (creating momenta on the first
-        step), and recorded as a :class:`StepPlan` that the next steps reuse."""
+    def _check_step_values(self, buckets: List[Bucket]) -> None:
+        """Each bucket's lr, betas and weight decay, as this step is about to read them,
+        checked as the constructor checks them wherever they changed since they were last
+        checked (a scheduler, or code, sets them after construction), before any
+        parameter is touched. Every group of a bucket has its leader's values."""
+        checked = self._values_checked
+        for bucket in buckets:
+            hyper = bucket.hyperparameters
+            values = (hyper['lr'], hyper['initial_lr'], hyper['beta1'], hyper['beta2'],
+                      hyper['weight_decay'])
+            plain = all(type(value) in _PLAIN_NUMBERS for value in values)
+            if plain and checked.get(bucket.leader) == values:
+                continue  # (only plain numbers are compared: a Tensor's == is no bool)
+            check_step_values(self.param_groups[bucket.leader], bucket.leader)
+            if plain:
+                checked[bucket.leader] = values
+
+    def _plan_buckets(self) -> List[Bucket]:
+        """This step's buckets of groups with equal hyperparameters, built by a loop over
+        every group (creating momenta on the first step), and recorded as a
+        :class:`StepPlan` that the next steps reuse while it holds."""
         buckets: Dict[tuple, tuple] = {}
         members: Dict[tuple, List[int]] = {}
         for index, group in enumerate(self.param_groups):
@@ -272,13 +301,14 @@ class Lion(Optimizer):
             members[key].append(index)
             self._init_group(group, index, bucket)
         keys = [key for key, bucket in buckets.items() if bucket[0]]
-        plan = self._step_plan = StepPlan(
+        plan = self._step_plan = StepPlan.record(
             self.param_groups, self.state, [members[k] for k in keys],
             [(buckets[k][0], buckets[k][2]) for k in keys], _hyperparameters,
-            _STATIC_HYPERPARAMETERS) \
-            if StepPlan.usable(self.param_groups) else None
+            fixed_keys=tuple(k for k, how in STEP_KEYS.items() if how is FIXED),
+            scheduled_keys=tuple(k for k, how in STEP_KEYS.items() if how is SCHEDULED))
         host_plans = plan.host_plans() if plan is not None else [None] * len(keys)
-        return [(*buckets[k], host_plan) for k, host_plan in zip(keys, host_plans)]
+        return [Bucket(members[k][0], *buckets[k], host_plan)
+                for k, host_plan in zip(keys, host_plans)]
 
     def _fused_implementation(self) -> Optional[Implementation]:
         """The implementation (:mod:`.implementation`) when every group asked for
@@ -324,6 +354,17 @@ class Lion(Optimizer):
                                                 max_consecutive_skips, describe=describe)
 
 
+def _refusals_first(buckets: List[Bucket]) -> List[Bucket]:
+    """The buckets in the order that makes a refused step touch nothing: ``fused=True``
+    raises on tensors its kernel cannot address (a lazy conjugate or negative view, a
+    subclass), after checking a bucket but before writing it, so the buckets holding such
+    tensors go first. Buckets hold disjoint parameters: their order changes no result."""
+    if len(buckets) < 2 or not any(b.hyperparameters['fused'] for b in buckets):
+        return buckets
+    return sorted(buckets, key=lambda b: not b.hyperparameters['fused'] or
+                  layout_key(b.params, b.grads, b.exp_avgs) is not None)
+
+
 def check_installed_versions(group: dict) -> None:
     """Refuse, at construction, what the installed torch or Triton cannot do with this
     group's parameters, naming the version found and the version needed."""
@@ -339,15 +380,24 @@ def check_installed_versions(group: dict) -> None:
                            f'{lion_triton.load_error()}; use foreach=True (the CUDA default)')
 
 
-# What _hyperparameters and _bucket_key read from a group besides lr and initial_lr
-# (which schedulers change), and state_dtype, which the momenta were made with: a
-# StepPlan reuses a step's buckets while these stay as recorded.
-_STATIC_HYPERPARAMETERS = ('betas', 'weight_decay', 'maximize', 'cautious', 'foreach',
-                           'fused', 'decoupled_weight_decay', 'state_dtype')
+# Every param-group key a step reads besides 'params', and how a StepPlan holds it
+# between steps: FIXED keys must keep the values recorded, SCHEDULED ones (which a
+# scheduler changes every step) must equal those of the bucket's first group, from which
+# the step reads them afresh. The bucket key is these keys' values, _hyperparameters reads
+# no other key, and the plan checks exactly these: a key added here is bucketed, read and
+# checked alike. (skip_nonfinite and max_consecutive_skips are read from group 0 by
+# every step, outside the buckets.)
+FIXED, SCHEDULED = 'fixed', 'scheduled'
+STEP_KEYS = dict(lr=SCHEDULED, initial_lr=SCHEDULED, betas=FIXED, weight_decay=FIXED,
+                 decoupled_weight_decay=FIXED, maximize=FIXED, cautious=FIXED,
+                 foreach=FIXED, fused=FIXED, state_dtype=FIXED)
+_ABSENT = object()  # a STEP_KEYS key the group does not have (initial_lr, before a scheduler)
+_ATOMS = frozenset((float, int, bool, str, type(None), torch.dtype))
+_PLAIN_NUMBERS = (float, int, type(None))
 
 
 def _hyperparameters(group: dict) -> dict:
-    """What :func:`lion` takes from a param group."""
+    """What :func:`lion` takes from a param group (reading only :data:`STEP_KEYS`)."""
     beta1, beta2 = group['betas']
     return dict(lr=group['lr'], beta1=beta1, beta2=beta2, weight_decay=group['weight_decay'],
                 initial_lr=(group.get('initial_lr', group['lr']) if group['decoupled_weight_decay']
@@ -357,15 +407,28 @@ def _hyperparameters(group: dict) -> dict:
 
 
 def _bucket_key(group: dict) -> tuple:
-    """Groups with equal hyperparameters share one call (Tensors by identity). Written
-    out, not looped: it runs once per group per step, and paramwise_cfg makes
-    thousands of groups."""
-    lr = group['lr']
-    initial_lr = group.get('initial_lr', lr) if group['decoupled_weight_decay'] else None
-    return (id(lr) if isinstance(lr, Tensor) else lr, tuple(group['betas']),
-            group['weight_decay'],
-            id(initial_lr) if isinstance(initial_lr, Tensor) else initial_lr,
-            group['maximize'], group['cautious'], group['foreach'], group['fused'])
+    """Groups share one call only where every :data:`STEP_KEYS` value is equal."""
+    return tuple(_hashable(group.get(key, _ABSENT)) for key in STEP_KEYS)
+
+
+def _hashable(value):
+    """A value as a bucket key holds it: lists, tuples and numpy values by their items
+    (a list mutated later does not change the key), Tensors by identity (an lr Tensor is
+    read where it lives, by the step), what cannot be hashed by identity."""
+    if type(value) in _ATOMS or value is _ABSENT:
+        return value
+    if isinstance(value, Tensor):
+        return (Tensor, id(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(map(_hashable, value)))
+    tolist = getattr(value, 'tolist', None)  # numpy scalars and arrays
+    if callable(tolist):
+        return (type(value), _hashable(tolist()))
+    try:
+        hash(value)
+    except TypeError:
+        return (object, id(value))
+    return value
 
 
 def _opmath(dtype: torch.dtype) -> torch.dtype:

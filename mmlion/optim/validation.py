@@ -3,14 +3,16 @@ algorithm. Every check raises ``ValueError`` (``TypeError`` for unknown keywords
 a message that names the key and the value, as torch's optimizers do
 (``Invalid learning rate: ...``), and runs before anything is changed.
 """
+import math
 import numbers
 from typing import List, Optional
 
 import torch
 from torch import Tensor
 
-__all__ = ['DEFAULTS', 'validate_group', 'check_unknown_kwargs', 'check_not_shared',
-           'check_state_dict', 'foreign_state_owner', 'sparse_grad_message', 'to_state_dtype']
+__all__ = ['DEFAULTS', 'RUN_OPTIONS', 'validate_group', 'check_initial_lr', 'check_step_values',
+           'check_unknown_kwargs', 'check_not_shared', 'check_state_dict', 'loaded_differences',
+           'foreign_state_owner', 'sparse_grad_message', 'to_state_dtype']
 
 # Every option of Lion and its default: what ``defaults`` and each param group hold.
 # ``__setstate__`` fills options added later into old pickles from here.
@@ -32,6 +34,13 @@ DEFAULTS = dict(
 )
 # Options that decide what a whole step does, so every group must agree on them.
 STEP_OPTIONS = ('skip_nonfinite', 'max_consecutive_skips')
+# How this run steps, not where training stands: load_state_dict keeps the running
+# optimizer's values of these (a checkpoint cannot turn the guard off), where torch's rule
+# takes every other group value (lr, betas, weight_decay) from the state dict.
+RUN_OPTIONS = ('skip_nonfinite', 'max_consecutive_skips', 'state_dtype', 'foreach', 'fused',
+               'differentiable')
+# The hyperparameters a resume compares between the checkpoint and the config.
+_COMPARED_ON_LOAD = ('lr', 'betas', 'weight_decay')
 _STATE_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 # Keywords of other optimizers that AdamW-to-Lion edits tend to leave behind.
@@ -85,11 +94,13 @@ def _check_lr(lr) -> None:
         value = float(lr)
     else:
         raise ValueError(f'Invalid learning rate: lr={lr!r} is not a number')
-    if not value >= 0.0:  # also refuses NaN
-        raise ValueError(f'Invalid learning rate: lr={value} (must be >= 0)')
+    if not 0.0 <= value < math.inf:  # also refuses NaN
+        raise ValueError(f'Invalid learning rate: lr={value} (must be >= 0 and finite)')
 
 
 def _check_betas(betas) -> None:
+    if not isinstance(betas, (tuple, list, Tensor)) and callable(getattr(betas, 'tolist', None)):
+        betas = betas.tolist()  # a numpy array
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f'Invalid betas: betas={betas!r} (must be a pair (beta1, beta2))')
     for index, beta in enumerate(betas):
@@ -99,9 +110,9 @@ def _check_betas(betas) -> None:
 
 
 def _check_weight_decay(weight_decay) -> None:
-    if not _is_number(weight_decay) or not weight_decay >= 0.0:
+    if not _is_number(weight_decay) or not 0.0 <= weight_decay < math.inf:
         raise ValueError(f'Invalid weight_decay value: weight_decay={weight_decay!r} '
-                         f'(must be a number >= 0)')
+                         f'(must be a finite number >= 0)')
 
 
 def _check_decay_factor(group: dict) -> None:
@@ -174,6 +185,37 @@ def validate_group(group: dict) -> None:
         raise ValueError('Invalid flags: fused=True and foreach=True cannot both be set')
     check_max_consecutive_skips(group['max_consecutive_skips'])
     group['state_dtype'] = to_state_dtype(group['state_dtype'])
+
+
+def check_initial_lr(group: dict) -> None:
+    """With decoupled weight decay the decay is ``weight_decay * lr / initial_lr``."""
+    initial_lr = group.get('initial_lr', group['lr'])
+    if isinstance(initial_lr, Tensor) and initial_lr.device.type != 'cpu':
+        return  # reading it would sync with the device
+    if not (_is_number(initial_lr) or isinstance(initial_lr, Tensor)) or \
+            not 0 < float(initial_lr) < math.inf:
+        raise ValueError(f'Invalid initial_lr: initial_lr={initial_lr!r} with '
+                         f'decoupled_weight_decay=True (the decay is weight_decay * lr / '
+                         f'initial_lr, so initial_lr must be > 0 and finite)')
+
+
+def check_step_values(group: dict, index: int) -> None:
+    """A group's lr, betas and weight decay as a step is about to read them, checked as
+    the constructor checks them: a scheduler or code may have set them since. The error
+    names the group, the key and the value, before any parameter is touched."""
+    try:
+        _check_lr(group['lr'])
+        _check_betas(group['betas'])
+        _check_weight_decay(group['weight_decay'])
+        _check_decay_factor(group)
+        if group['decoupled_weight_decay']:
+            check_initial_lr(group)
+    except ValueError as error:
+        raise ValueError(
+            f'Lion, param group {index}: {error}. The value changed after Lion was built: '
+            f'a param scheduler set it (e.g. CosineAnnealingLR(eta_min=-1e-2), '
+            f'MultiStepLR(gamma=1e4) or MultiStepMomentum(gamma=1.2) drive it out of range) '
+            f'or code did; this step changed no parameter') from None
 
 
 def check_step_options_agree(group: dict, existing: List[dict]) -> None:
@@ -274,6 +316,15 @@ def check_state_dict(state_dict, param_groups: List[dict]) -> None:
             got = tuple(exp_avg.shape) if isinstance(exp_avg, Tensor) else type(exp_avg)
             raise ValueError(f'Invalid optimizer state_dict: parameter {saved_id} has exp_avg of '
                              f'shape {got}, and the parameter here has shape {tuple(p.shape)}')
+        if exp_avg.is_floating_point() or exp_avg.is_complex():
+            bad = int((~torch.isfinite(exp_avg)).sum())
+            if bad:
+                raise ValueError(f'Invalid optimizer state_dict: parameter {saved_id} '
+                                 f'({describe_param(p)}) has a momentum (exp_avg) with {bad} '
+                                 f'NaN/Inf value(s) of {exp_avg.numel()}: the state was saved '
+                                 f'after training diverged, or the file is damaged. Resume '
+                                 f'from an earlier checkpoint, or load the model only '
+                                 f'(load_from=...)')
     for index, (saved, current) in enumerate(zip(saved_groups, param_groups)):
         group = dict(DEFAULTS)
         group.update({k: v for k, v in current.items() if k != 'params'})
@@ -282,3 +333,30 @@ def check_state_dict(state_dict, param_groups: List[dict]) -> None:
             validate_group(group)
         except ValueError as e:
             raise ValueError(f'Invalid optimizer state_dict: param group {index}: {e}') from None
+
+
+def loaded_differences(state_dict: dict, param_groups: List[dict]) -> Optional[str]:
+    """One message listing where the state dict's lr (its ``initial_lr``, the config's lr
+    before any schedule, where both have one), betas and weight decay differ from these
+    groups', or None. Called after :func:`check_state_dict`."""
+    lines = []
+    for index, (saved, current) in enumerate(zip(state_dict['param_groups'], param_groups)):
+        for key in _COMPARED_ON_LOAD:
+            name = 'initial_lr' if key == 'lr' and 'initial_lr' in saved and \
+                'initial_lr' in current else key
+            if name not in saved or isinstance(saved[name], Tensor) or \
+                    isinstance(current[name], Tensor):
+                continue
+            theirs, ours = saved[name], current[name]
+            if key == 'betas':
+                theirs, ours = tuple(theirs), tuple(ours)
+            if theirs != ours:
+                lines.append(f'  param group {index}: {name} {theirs!r} in the checkpoint, '
+                             f'{ours!r} here')
+    if not lines:
+        return None
+    return ('Lion.load_state_dict: the checkpoint\'s hyperparameters differ from this '
+            'optimizer\'s, and the checkpoint\'s are used (torch\'s rule, so that a resumed '
+            'schedule goes on where it stopped):\n' + '\n'.join(lines) + '\nTo train with '
+            'this config\'s values instead, start from the model only (load_from=... '
+            'without resume) or set the values in the param groups after loading.')

@@ -9,7 +9,8 @@ import torch
 
 from mmlion.ops import lion_triton
 from mmlion.ops.loader import CPU
-from mmlion.optim import Lion, step_plan
+from mmlion.optim import Lion
+from mmlion.optim import lion as lion_module
 
 IMPLEMENTATIONS = [dict(foreach=True), dict(foreach=False), dict(fused=True)]
 
@@ -32,15 +33,9 @@ def backward(net, seed):
     net(x).square().sum().backward()
 
 
-@pytest.fixture(params=['compiled', 'python'])
-def check(request, monkeypatch):
-    """Each test of the plan runs with the C++ check and with its Python twin."""
-    if request.param == 'compiled':
-        if CPU.get() is None:
-            pytest.skip(f'the C++ extension is not built: {CPU.load_error()}')
-        return CPU.get().PlanCheck
-    monkeypatch.setattr(step_plan, 'check_type', lambda: step_plan.PythonCheck)
-    return step_plan.PythonCheck
+needs_extension = pytest.mark.skipif(CPU.get() is None,
+                                     reason=f'no plan without the C++ extension: '
+                                            f'{CPU.load_error()}')
 
 
 class Builds:
@@ -66,7 +61,8 @@ def train(net, optimizer, steps, start=0, between=None):
 
 
 @pytest.mark.parametrize('options', IMPLEMENTATIONS, ids=str)
-def test_plan_is_reused_and_the_bits_are_the_same(options, check, monkeypatch):
+@needs_extension
+def test_plan_is_reused_and_the_bits_are_the_same(options, monkeypatch):
     builds = Builds(monkeypatch)
     net, twin = model(), model()
     planned = Lion(paramwise(net), **options)
@@ -107,11 +103,14 @@ EVENTS = {
     'a group gets initial_lr': lambda net, opt: opt.param_groups[1].update(initial_lr=1e-2),
     'a group is replaced by its copy': lambda net, opt: opt.param_groups.__setitem__(
         0, dict(opt.param_groups[0])),
+    'betas turned a list, then mutated in place': lambda net, opt: [
+        g.update(betas=list(g['betas'])) for g in opt.param_groups],
 }
 
 
 @pytest.mark.parametrize('event', list(EVENTS))
-def test_plan_is_rebuilt_after_what_changes_it(event, check, monkeypatch):
+@needs_extension
+def test_plan_is_rebuilt_after_what_changes_it(event, monkeypatch):
     builds = Builds(monkeypatch)
     net, twin = model(), model()
     planned, unplanned = Lion(paramwise(net)), Lion(paramwise(twin))
@@ -131,6 +130,7 @@ def test_plan_is_rebuilt_after_what_changes_it(event, check, monkeypatch):
         assert torch.equal(a, b), event
 
 
+@needs_extension
 def test_deepcopy_and_pickle_drop_the_plan():
     net = model()
     optimizer = Lion(paramwise(net))
@@ -139,7 +139,7 @@ def test_deepcopy_and_pickle_drop_the_plan():
     assert copy.deepcopy(optimizer)._step_plan is None
 
 
-def test_sparse_gradient_after_a_plan_is_still_refused(check):
+def test_sparse_gradient_after_a_plan_is_still_refused():
     embedding = torch.nn.Embedding(4, 3)
     optimizer = Lion(embedding.parameters())
     embedding(torch.tensor([1])).sum().backward()
@@ -208,7 +208,7 @@ def test_triton_host_plan_follows_the_storages(triton_device, monkeypatch):
         assert torch.equal(a, b)
 
 
-def test_state_written_past_load_state_dict_rebuilds_the_plan(check):
+def test_state_written_past_load_state_dict_rebuilds_the_plan():
     """torch's ZeroRedundancyOptimizer.load_state_dict writes its inner optimizer's state
     directly: the next step must use the loaded momenta, not the plan's old ones."""
     net, twin = model(), model()
@@ -287,41 +287,69 @@ CHECKED = {
     'a momentum replaced (ZeRO)': (lambda net, opt: opt.state.__setitem__(
         net[0].weight, {'exp_avg': torch.zeros_like(net[0].weight)}), False),
     'a momentum removed': (lambda net, opt: opt.state.pop(net[0].weight), False),
+    'betas mutated in place': (lambda net, opt: opt.param_groups[2]['betas'].__setitem__(
+        1, 0.5), False),
+    'a list of betas replaced by an equal list': (lambda net, opt: opt.param_groups[2].update(
+        betas=list(opt.param_groups[2]['betas'])), True),
+    'a tuple of betas replaced by an equal list': (
+        lambda net, opt: opt.param_groups[1].update(betas=list(opt.param_groups[1]['betas'])),
+        False),
+    'a tuple of betas replaced by an equal tuple': (
+        lambda net, opt: opt.param_groups[1].update(
+            betas=tuple(float(b) for b in opt.param_groups[1]['betas'])), True),
+    'numpy betas mutated in place': (lambda net, opt: opt.param_groups[3]['betas'].__setitem__(
+        0, 0.5), False),
+    'initial_lr on one member': (lambda net, opt: opt.param_groups[2].update(
+        initial_lr=1e-2), False),
+    'initial_lr on every group alike': (lambda net, opt: [g.update(initial_lr=1e-2)
+                                                          for g in opt.param_groups], False),
+    'a momentum turned float64 in place': (
+        lambda net, opt: setattr(opt.state[net[0].weight]['exp_avg'], 'data',
+                                 opt.state[net[0].weight]['exp_avg'].data.double()), False),
+    'two momenta trade owners, values in order': (
+        lambda net, opt: _trade(opt, net[0].bias, net[1].bias), False),
 }
 
 
+def _trade(opt, p, q):
+    items = list(opt.state.items())
+    keys = [q if k is p else p if k is q else k for k, _ in items]
+    opt.state.clear()
+    opt.state.update(zip(keys, (v for _, v in items)))
+
+
+@needs_extension
 @pytest.mark.parametrize('event', list(CHECKED))
-def test_the_compiled_and_python_checks_agree(event):
-    """mmlion.ops._C.PlanCheck and PythonCheck give the same answer to each event: the
-    gradients (the same objects) where the plan holds, None where it does not."""
-    if CPU.get() is None:
-        pytest.skip(f'the C++ extension is not built: {CPU.load_error()}')
+def test_the_check_holds_exactly_while_nothing_it_read_changed(event):
+    """mmlion.ops._C.PlanCheck: the gradients (the same objects) where the plan holds,
+    None where it does not."""
     change, holds = CHECKED[event]
     net = model()
     optimizer = Lion(paramwise(net))
     train(net, optimizer, 1)
     backward(net, 1)
     groups, state = optimizer.param_groups, optimizer.state
+    groups[2]['betas'] = list(groups[2]['betas'])     # the values alike, the types not
+    groups[3]['betas'] = np.array(groups[3]['betas'])
     leaders = [0, 1, 1, 1, 0, 1]  # paramwise(): weights decayed, with group 0; the rest with 1
-    args = (groups, state, ('betas', 'weight_decay', 'maximize'), ('lr',), leaders)
-    checks = [CPU.get().PlanCheck(*args), step_plan.PythonCheck(*args)]
+    check = CPU.get().PlanCheck(groups, state, ('betas', 'weight_decay', 'maximize'),
+                                ('lr', 'initial_lr'), leaders)
     change(net, optimizer)
-    answers = [check.gradients(groups, state) for check in checks]
-    for answer in answers:
-        if holds:
-            assert answer is not None, event
-            expected = [p.grad for group in groups for p in group['params']]
-            assert len(answer) == len(expected)
-            assert all(a is b for a, b in zip(answer, expected)), event
-        else:
-            assert answer is None, event
+    answer = check.gradients(groups, state)
+    if holds:
+        assert answer is not None, event
+        expected = [p.grad for group in groups for p in group['params']]
+        assert len(answer) == len(expected)
+        assert all(a is b for a, b in zip(answer, expected)), event
+    else:
+        assert answer is None, event
 
 
 @pytest.mark.parametrize('args, error', [
     (([1], {}, ('a',), ('lr',), [0]), TypeError),                          # not a dict
     (([{'params': [], 'a': 1, 'lr': 1.0}], {}, ('a',), ('lr',), [5]), RuntimeError),  # leader
     (([{'params': 3, 'a': 1, 'lr': 1.0}], {}, ('a',), ('lr',), [0]), TypeError),  # params
-    (([{'params': [], 'lr': 1.0}], {}, ('a',), ('lr',), [0]), KeyError),   # a key missing
+    (([{'lr': 1.0}], {}, ('a',), ('lr',), [0]), KeyError),                # no params
     (('groups', {}, (), (), []), TypeError),
 ])
 def test_the_compiled_check_raises_on_what_it_cannot_hold(args, error):
@@ -330,3 +358,48 @@ def test_the_compiled_check_raises_on_what_it_cannot_hold(args, error):
         pytest.skip(f'the C++ extension is not built: {CPU.load_error()}')
     with pytest.raises(error):
         CPU.get().PlanCheck(*args)
+
+
+def test_a_key_added_to_the_table_separates_groups_that_differ_in_it(monkeypatch):
+    """STEP_KEYS is the one list of what a step reads: groups that differ in any of its
+    keys never share a bucket, and _hyperparameters reads no other key."""
+    net = model()
+    groups = [{'params': [p], 'extra': index % 2} for index, p in enumerate(net.parameters())]
+    optimizer = Lion(groups)
+    backward(net, 0)
+    assert len(optimizer._plan_buckets()) == 1
+    monkeypatch.setitem(lion_module.STEP_KEYS, 'extra', lion_module.FIXED)
+    optimizer._step_plan = None
+    buckets = optimizer._plan_buckets()
+    assert len(buckets) == 2
+    for bucket in buckets:
+        extras = {optimizer.param_groups[i]['extra'] for i, group in
+                  enumerate(optimizer.param_groups)
+                  if any(p is q for p in group['params'] for q in bucket.params)}
+        assert len(extras) == 1
+    group = optimizer.param_groups[0]
+    only_the_table = {k: group[k] for k in lion_module.STEP_KEYS if k in group}
+    assert lion_module._hyperparameters(only_the_table) == lion_module._hyperparameters(group)
+
+
+@needs_extension
+@pytest.mark.parametrize('value', [object(), {'a': 1}, torch.tensor(1e-2)],
+                         ids=['an object', 'a dict', 'a Tensor'])
+def test_a_value_the_check_cannot_compare_means_no_plan(value, monkeypatch):
+    monkeypatch.setitem(lion_module.STEP_KEYS, 'extra', lion_module.FIXED)
+    net = model()
+    optimizer = Lion([{'params': list(net.parameters()), 'extra': value}])
+    train(net, optimizer, 1)
+    assert optimizer._step_plan is None
+
+
+def test_without_the_extension_there_is_no_plan_and_the_same_bits(monkeypatch):
+    net, twin = model(), model()
+    planned = Lion(paramwise(net), foreach=True)
+    train(net, planned, 3)
+    monkeypatch.setattr(CPU, 'get', lambda: None)
+    unplanned = Lion(paramwise(twin), foreach=True)
+    train(twin, unplanned, 3)
+    assert unplanned._step_plan is None
+    for a, b in zip(net.parameters(), twin.parameters()):
+        assert torch.equal(a, b)
