@@ -1,5 +1,7 @@
 """Bad input to Lion, its step and state dict, its fused path, ZeRO and the guarded
 wrapper: each row of docs/bad_input.md that mmlion.optim catches (see tests/bad_input.py)."""
+import copy
+
 import torch
 
 from bad_input import Case, adamw_state, bad_input_test
@@ -57,6 +59,23 @@ def _guard_twice(ctx, _):
         type='mmlion.GuardedOptimWrapper', optimizer=dict(type='Lion', skip_nonfinite=True)))
 
 
+def _scheduled(scheduler: str, **options):
+    """A real MMEngine scheduler drives a value out of range; the next step refuses."""
+    def run(ctx, _):
+        import mmengine.optim as schedulers
+        scheduler_ = getattr(schedulers, scheduler)(ctx.optimizer, by_epoch=False, **options)
+        for _ in range(2):
+            scheduler_.step()
+        ctx.optimizer.step()
+    return run
+
+
+def _load_nonfinite_momentum(ctx, path=None):
+    state_dict = copy.deepcopy(ctx.optimizer.state_dict())
+    state_dict['state'][0]['exp_avg'][1, 2] = float('inf')
+    ctx.optimizer.load_state_dict(state_dict)
+
+
 def _fused_on_meta(ctx, _):
     meta = [torch.zeros(4, device='meta')]
     lion_fn(meta, meta, meta, fused=True, lr=1e-3, beta1=0.9, beta2=0.99, weight_decay=0.0)
@@ -72,6 +91,25 @@ CASES = [
     Case('lr-nan', lion(lr=float('nan')), ValueError, ('lr=nan',),
          input='`lr=float("nan")`',
          where='`Lion(...)` / `add_param_group`'),
+    Case('lr-inf', lion(lr=float('inf')), ValueError, ('lr=inf', 'finite'),
+         input='`lr=float("inf")` (every weight NaN after one step)',
+         where='`Lion(...)` / `add_param_group`'),
+    Case('wd-inf', lion(lr=0.0, weight_decay=float('inf')), ValueError,
+         ('weight_decay=inf', 'finite'),
+         input='`lr=0, weight_decay=float("inf")` (0 * inf is NaN)',
+         where='`Lion(...)` / `add_param_group`'),
+    Case('scheduled-lr-negative', _scheduled('CosineAnnealingLR', T_max=2, eta_min=-1e-2),
+         ValueError, ('param group 0', 'lr=-0.01', 'scheduler', 'changed no parameter'),
+         input='`CosineAnnealingLR(eta_min=-1e-2)` drives lr below 0',
+         where='`Lion.step`, before any write'),
+    Case('scheduled-lr-times-wd', _scheduled('MultiStepLR', milestones=[1], gamma=1e4),
+         ValueError, ('param group 0', 'lr=10.0', 'weight_decay=0.1', '>= 1'),
+         input='`MultiStepLR(gamma=1e4)`: `lr * weight_decay >= 1`',
+         where='`Lion.step`, before any write'),
+    Case('scheduled-betas', _scheduled('MultiStepMomentum', milestones=[1], gamma=1.2),
+         ValueError, ('param group 0', 'index 0', '1.08'),
+         input='`MultiStepMomentum(gamma=1.2)` drives beta1 past 1',
+         where='`Lion.step`, before any write'),
     Case('lr-tensor-shape', lion(lr=torch.ones(2)), ValueError, ('learning rate', '(2,)'),
          input='`lr=torch.ones(2)`',
          where='`Lion(...)` / `add_param_group`'),
@@ -147,6 +185,10 @@ CASES = [
          where='`Lion.load_state_dict`, before any change'),
     Case('state-shape', _load_shape, ValueError, ('shape (2, 3)', '(4, 3)'),
          input='state saved for other shapes',
+         where='`Lion.load_state_dict`, before any change'),
+    Case('state-nonfinite-momentum', _load_nonfinite_momentum, ValueError,
+         ('parameter 0', 'exp_avg', '1 NaN/Inf value(s) of 12'),
+         input='a state dict whose momentum holds NaN/Inf',
          where='`Lion.load_state_dict`, before any change'),
     Case('state-groups', _load_groups, ValueError, ('2 param groups', 'has 1'),
          input='state saved with another number of groups',
