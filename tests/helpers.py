@@ -33,6 +33,24 @@ FSDP2_UNSUPPORTED = versions.unsupported('FSDP2 (fully_shard) and DTensor parame
 TORCHVISION_SHIM = osp.join(TESTS, 'torchvision_cpu')
 
 
+def exact_bf16_step(n: int, param_dtype: torch.dtype, lr: float, beta1: float, beta2: float,
+                    decay: float):
+    """Inputs (param, grad with one NaN, bf16 momentum) and the step's exact outcome:
+    fp32 arithmetic, each result rounded once to its storage dtype as torch's ``.to``
+    rounds (to nearest, ties to even), no fused multiply-add. Computed elementwise, so
+    a kernel must match it bit for bit."""
+    gen = torch.Generator().manual_seed(0)
+    p0 = torch.randn(n, generator=gen).to(param_dtype)
+    m0 = torch.randn(n, generator=gen).to(torch.bfloat16)
+    g = torch.randn(n, generator=gen).to(param_dtype)
+    g[7] = float('nan')
+    f32 = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
+    update = torch.sign(m0.float() * f32(beta1) + g.float() * f32(1 - beta1))
+    expected_p = (p0.float() * f32(decay) + f32(-lr) * update).to(param_dtype)
+    expected_m = (m0.float() * f32(beta2) + g.float() * f32(1 - beta2)).to(torch.bfloat16)
+    return (p0, g, m0), (expected_p, expected_m)
+
+
 def tool_env(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """The environment a tool runs in: this checkout and tests/ importable (the test
     models and hooks that configs load with custom_imports)."""

@@ -8,7 +8,7 @@ import copy
 
 import pytest
 import torch
-from helpers import python_tool
+from helpers import exact_bf16_step, python_tool
 
 from mmlion.ops import lion_triton
 from mmlion.ops.loader import TRITON
@@ -99,18 +99,9 @@ def test_bf16_is_rounded_to_nearest_even_as_torch_does(triton_device, param_dtyp
     """Every bf16 store is torch's ``.to(torch.bfloat16)`` of the fp32 result, bit for
     bit (NaN kept NaN): the kernel rounds in integer bit operations, so Triton's
     interpreter (whose plain cast truncates) and a GPU agree with the C++ kernel."""
-    gen = torch.Generator().manual_seed(0)
-    n = 3 * lion_triton.BLOCK + 7  # full blocks and a masked tail
-    p0 = torch.randn(n, generator=gen).to(param_dtype)
-    m0 = torch.randn(n, generator=gen).to(torch.bfloat16)
-    g = torch.randn(n, generator=gen).to(param_dtype)
-    g[7] = float('nan')
-    f32 = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
     lr, b1, b2, wd = 1e-2, 0.9, 0.99, 0.1
-    update = torch.sign(m0.float() * f32(b1) + g.float() * f32(1 - b1))
-    decay = f32(1 - lr * wd)
-    expected_p = (p0.float() * decay + f32(-lr) * update).to(param_dtype)
-    expected_m = (m0.float() * f32(b2) + g.float() * f32(1 - b2)).to(torch.bfloat16)
+    (p0, g, m0), (expected_p, expected_m) = exact_bf16_step(
+        3 * lion_triton.BLOCK + 7, param_dtype, lr, b1, b2, 1 - lr * wd)  # a masked tail
     p, m = p0.to(triton_device), m0.to(triton_device)
     lion([p], [g.to(triton_device)], [m], fused=True, lr=lr, beta1=b1, beta2=b2,
          weight_decay=wd)

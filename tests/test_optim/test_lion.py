@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from helpers import FSDP2_UNSUPPORTED
+from helpers import FSDP2_UNSUPPORTED, exact_bf16_step
 from mmlion.ops import lion_cpu
 from mmlion.ops.loader import CPU
 import mmlion.optim.lion as lion_module
@@ -288,17 +288,10 @@ def test_every_option_survives_a_rebuild_from_defaults():
 def test_fused_bf16_state_is_the_exact_formula(param_dtype):
     """fp32 arithmetic, each result rounded once to its storage dtype, no fused
     multiply-add: computed here elementwise, bit for bit."""
-    gen = torch.Generator().manual_seed(0)
-    n = 70_001  # several chunks and a vector tail
-    p0 = torch.randn(n, generator=gen).to(param_dtype)
-    m0 = torch.randn(n, generator=gen).to(torch.bfloat16)
-    g = torch.randn(n, generator=gen).to(param_dtype)
-    g[7] = float('nan')
-    f32 = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
     lr, b1, b2, decay = 1e-2, 0.9, 0.99, 0.999
-    update = torch.sign(m0.float() * f32(b1) + g.float() * f32(1 - b1))
-    expected_p = (p0.float() * f32(decay) + f32(-lr) * update).to(param_dtype)
-    expected_m = (m0.float() * f32(b2) + g.float() * f32(1 - b2)).to(torch.bfloat16)
+    # several chunks and a vector tail
+    (p0, g, m0), (expected_p, expected_m) = exact_bf16_step(70_001, param_dtype, lr, b1, b2,
+                                                            decay)
     p, m = p0.clone(), m0.clone()
     assert CPU.get().fused_lion_([p], [g], [m], lr, b1, b2, decay, False, False)
     assert torch.equal(p[~p.isnan()], expected_p[~expected_p.isnan()])

@@ -62,6 +62,10 @@ step build_extension 90 "$PY" -c "from mmlion.ops.loader import CPU
 print('mmlion C++ extension:', CPU.get() or 'not built, ' + CPU.load_error())"
 step kernel_tests 150 "$PY" -m pytest -q -p no:cacheprovider -rs \
     tests/test_ops/test_lion_triton.py tests/test_optim/test_step_plan.py
+# the step plan against no plan and a plain Lion on the GPU, and the bf16 rounding
+# (test_bf16_is_rounded_to_nearest_even_as_torch_does, in kernel_tests) compiled
+step plan_differential 90 "$PY" -m pytest -q -p no:cacheprovider -rs -k triton \
+    tests/test_optim/test_step_plan_differential.py
 step host_overhead 45 "$PY" tools/analysis_tools/benchmark_optimizers.py --host-overhead \
     --threads 4
 step kernel_bandwidth 45 "$PY" tools/analysis_tools/kernel_bandwidth.py \

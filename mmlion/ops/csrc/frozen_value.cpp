@@ -49,7 +49,7 @@ bool FrozenValue::freeze(PyObject* value, FrozenValue* out, int depth) {
   }
   if (is_atom(value)) {
     out->kind_ = kAtom;
-    out->object_ = py::reinterpret_borrow<py::object>(value);
+    out->object_ = out->immutable_ = py::reinterpret_borrow<py::object>(value);
     return true;
   }
   if (depth >= kMaxDepth) return false;
@@ -59,16 +59,19 @@ bool FrozenValue::freeze(PyObject* value, FrozenValue* out, int depth) {
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(value);
     out->items_.resize(static_cast<size_t>(n));
     PyObject** items = PySequence_Fast_ITEMS(value);
+    bool immutable = PyTuple_CheckExact(value);
     for (Py_ssize_t i = 0; i < n; ++i) {
       if (!freeze(items[i], &out->items_[i], depth + 1)) return false;
+      immutable = immutable && out->items_[i].immutable_;
     }
+    if (immutable) out->immutable_ = py::reinterpret_borrow<py::object>(value);
     return true;
   }
   out->kind_ = kBuffer;
   return read_buffer(value, &out->format_, &out->shape_, &out->bytes_);
 }
 
-bool FrozenValue::matches(PyObject* live, int depth) const {
+bool FrozenValue::compare(PyObject* live, int depth) const {
   if (live == nullptr || kind_ == kAbsent) return live == nullptr && kind_ == kAbsent;
   switch (kind_) {
     case kAtom: {

@@ -19,12 +19,19 @@ class FrozenValue {
  public:
   // False, leaving ``out`` unspecified, when ``value`` does not freeze.
   static bool freeze(PyObject* value, FrozenValue* out, int depth = 0);
-  bool matches(PyObject* live, int depth = 0) const;
+  // Inline for the common case, the very object frozen when it cannot change (an atom, a
+  // tuple of atoms): thousands of groups times a dozen keys each step.
+  bool matches(PyObject* live, int depth = 0) const {
+    return (live != nullptr && live == immutable_.ptr()) || compare(live, depth);
+  }
   bool present() const { return kind_ != kAbsent; }  // a key missing from its group
 
  private:
   enum Kind { kAbsent, kAtom, kSequence, kBuffer };
+  bool compare(PyObject* live, int depth) const;
+
   Kind kind_ = kAbsent;
+  py::object immutable_;  // the value itself, where it cannot change: equal by identity
   py::object object_;  // kAtom: the value itself (immutable); else its exact type
   std::vector<FrozenValue> items_;         // kSequence
   std::string format_, bytes_;             // kBuffer

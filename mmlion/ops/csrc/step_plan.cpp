@@ -36,7 +36,8 @@ PyObject* exp_avg_of(PyObject* param_state, const py::str& key) {
 }
 
 int64_t dtype_of(PyObject* value) {
-  if (value == nullptr || !THPVariable_Check(value)) return -1;
+  // is_plain_tensor first: an exact type compare, where THPVariable_Check is an isinstance
+  if (value == nullptr || !(is_plain_tensor(value) || THPVariable_Check(value))) return -1;
   return static_cast<int64_t>(THPVariable_Unpack(value).scalar_type());
 }
 
