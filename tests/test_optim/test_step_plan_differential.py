@@ -89,9 +89,10 @@ class PlanMachine(RuleBasedStateMachine):
         several groups share a bucket and others do not."""
         specs = SPECS if state_dtype is None else SPECS[:-1]  # no bf16 state for complex
         where = [k % n_groups for k in range(len(specs))]
+        decoupled = data.draw(st.booleans())  # one profile each way: mixed groups
         profiles = [dict(lr=data.draw(LRS), betas=data.draw(BETAS),
                          weight_decay=data.draw(WEIGHT_DECAYS),
-                         decoupled_weight_decay=data.draw(st.booleans())) for _ in range(2)]
+                         decoupled_weight_decay=decoupled != (k == 1)) for k in range(2)]
         settings_ = [profiles[data.draw(st.integers(0, 1))] for _ in range(n_groups)]
         self.seed = 0
         self.styles = ['plain'] * len(specs)
