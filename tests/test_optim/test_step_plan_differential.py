@@ -365,7 +365,7 @@ IMPLEMENTATIONS = {'default (C++ kernel)': dict(), 'foreach': dict(foreach=True)
 def test_the_plan_never_changes_a_step(implementation):
     if CPU.get() is None:
         pytest.skip(f'no plan without the C++ extension: {CPU.load_error()}')
-    run(IMPLEMENTATIONS[implementation], examples=int(os.environ.get('PLAN_EXAMPLES', 50)),
+    run(IMPLEMENTATIONS[implementation], examples=int(os.environ.get('PLAN_EXAMPLES', 25)),
         steps=20)
 
 
