@@ -1,5 +1,5 @@
 """What the kernels and the optimizer's PyTorch implementations share, written once."""
-from typing import List, Optional, Union
+from typing import List, Optional
 
 import torch
 from torch import Tensor

@@ -29,7 +29,7 @@ from .step_plan import Bucket, StepPlan
 from .validation import (DEFAULTS, RUN_OPTIONS, check_initial_lr, check_not_shared,
                          check_state_dict, check_step_options_agree, check_step_values,
                          check_unknown_kwargs, loaded_differences, sparse_grad_message,
-                         to_state_dtype, validate_group)
+                         validate_group)
 
 __all__ = ['Lion', 'lion']
 

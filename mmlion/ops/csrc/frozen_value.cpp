@@ -5,8 +5,6 @@
 #include <torch/csrc/Device.h>
 #include <torch/csrc/Dtype.h>
 
-#include <cstring>
-
 namespace {
 
 constexpr int kMaxDepth = 8;  // deeper (or self-containing) sequences do not freeze

@@ -24,7 +24,6 @@ class FrozenValue {
   bool matches(PyObject* live, int depth = 0) const {
     return (live != nullptr && live == immutable_.ptr()) || compare(live, depth);
   }
-  bool present() const { return kind_ != kAbsent; }  // a key missing from its group
 
  private:
   enum Kind { kAbsent, kAtom, kSequence, kBuffer };

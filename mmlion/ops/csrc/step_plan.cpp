@@ -67,11 +67,8 @@ PlanCheck::PlanCheck(const py::list& groups, const py::dict& state,
         params = value;
       }
       for (size_t k = 0; k < n_scheduled_ && entry.role == kOther; ++k) {
-        if (same_key(key, scheduled_keys[k].ptr())) {
-          entry.role = static_cast<int64_t>(k);
-          FrozenValue probe;
-          comparable_ = comparable_ && FrozenValue::freeze(value, &probe);
-        }
+        // (a scheduled value is frozen by each walk: one that does not freeze fails it)
+        if (same_key(key, scheduled_keys[k].ptr())) entry.role = static_cast<int64_t>(k);
       }
       for (const auto fixed_key : fixed_keys) {
         if (entry.role == kOther && same_key(key, fixed_key.ptr())) {

@@ -39,7 +39,7 @@ class PlanCheck {
   bool same_groups(const py::list& groups) const;
   bool same_momenta(const py::dict& state) const;
 
-  bool comparable_ = true;  // every value the step reads froze
+  bool comparable_ = true;  // every fixed value froze (each walk freezes the scheduled ones)
   std::vector<py::object> groups_, params_;
   std::vector<Entry> entries_;  // every group's keys, in each group's order
   std::vector<Momentum> momenta_;
