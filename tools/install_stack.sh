@@ -31,14 +31,15 @@ export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
 case "$NAME" in
     torch2.1)
         PY_VERSION=3.10
-        PACKAGES=("torch==2.1.2" "numpy<2" "mmengine==0.10.7" pytest ninja wheel "setuptools<80")
+        PACKAGES=("torch==2.1.2" "numpy<2" "mmengine==0.10.7" pytest hypothesis ninja wheel
+                  "setuptools<80")
         # mmcv 2.1.0 from its source release; mmdet 3.3.0 wants mmcv < 2.2.0.
         E2E_BUILD=("mmcv==2.1.0")
         E2E_PACKAGES=("mmdet==3.3.0" pycocotools scipy shapely terminaltables six) ;;
     onedl|onedl-torch2.8)
         PY_VERSION=3.12
         TORCH="torch==2.14.1"; [ "$NAME" = onedl-torch2.8 ] && TORCH="torch==2.8.0"
-        PACKAGES=("$TORCH" "onedl-mmengine==0.10.12" opencv-python-headless pytest ninja
+        PACKAGES=("$TORCH" "onedl-mmengine==0.10.12" opencv-python-headless pytest hypothesis ninja
                   wheel "setuptools<80")
         E2E_BUILD=("onedl-mmcv==2.3.6")
         E2E_PACKAGES=("onedl-mmdetection==3.5.1" pycocotools scipy shapely terminaltables six) ;;
