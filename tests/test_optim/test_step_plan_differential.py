@@ -37,7 +37,10 @@ STEPS_TAKEN: list = []  # every step any machine took: a test sees that it ran s
 LRS = st.sampled_from([1e-2, 5e-3, 2e-3])
 BETAS = st.sampled_from([(0.9, 0.99), (0.95, 0.98), (0.5, 0.9)])
 WEIGHT_DECAYS = st.sampled_from([0.1, 0.5, 0.0])  # decay first: a wrong decay shows
-GRAD_STYLES = ['plain', 'offset', 'transposed', 'negative bit', 'conjugate bit', 'none']
+# 'same memory': where the last gradient lay, as a backward into the caching allocator's
+# blocks gives (the GPU kernel's host plan is then reused); 'new memory': elsewhere.
+GRAD_STYLES = ['same memory', 'new memory', 'offset', 'transposed', 'negative bit',
+               'conjugate bit', 'none']
 # Planned and unplanned give the same bits; the reference computes in its own order.
 TOLERANCE = dict(rtol=1e-5, atol=1e-6)
 
@@ -95,7 +98,7 @@ class PlanMachine(RuleBasedStateMachine):
                          decoupled_weight_decay=decoupled != (k == 1)) for k in range(2)]
         settings_ = [profiles[data.draw(st.integers(0, 1))] for _ in range(n_groups)]
         self.seed = 0
-        self.styles = ['plain'] * len(specs)
+        self.styles = ['same memory'] * len(specs)
         self.worlds = {}
         for name in ('planned', 'unplanned', 'reference'):
             gen = torch.Generator().manual_seed(0)
@@ -120,15 +123,26 @@ class PlanMachine(RuleBasedStateMachine):
             g = torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device)
             if style == 'none':
                 g = None
+            elif style == 'same memory':
+                g = self._memory(p, g)
             elif style == 'offset':  # a view into a larger storage
                 g = torch.cat([g.new_zeros(1), g.flatten()])[1:].view(p.shape)
             elif style == 'transposed' and g.dim() == 2:
                 g = g.t().contiguous().t()
             elif style == 'negative bit':  # the values of g, stored negated
-                g = torch._neg_view(-g)
+                g = torch._neg_view(self._memory(p, -g))
             elif style == 'conjugate bit' and g.is_complex():  # g, stored conjugated
-                g = g.conj().resolve_conj().conj()
+                g = self._memory(p, g.conj().resolve_conj()).conj()
             p.grad = g
+
+    @staticmethod
+    def _memory(p, values):
+        """``values`` written where the last gradient lay when it can hold them (a
+        host plan keyed on addresses then sees the same memory), else ``values``."""
+        last = p.grad
+        if last is None or last.is_conj() or last.is_neg() or last.stride() != values.stride():
+            return values
+        return last.copy_(values)
 
     def _step(self):
         self.seed += 1
@@ -256,7 +270,7 @@ class PlanMachine(RuleBasedStateMachine):
     @rule(spec=st.sampled_from(SPECS[:-1]), lr=LRS)
     def add_param_group(self, spec, lr):
         shape, dtype = spec
-        self.styles.append('plain')
+        self.styles.append('same memory')
 
         def add(opt, params):
             p = torch.nn.Parameter(torch.ones(shape, dtype=dtype, device=self.DEVICE))
