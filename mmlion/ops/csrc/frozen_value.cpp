@@ -5,6 +5,20 @@
 #include <torch/csrc/Device.h>
 #include <torch/csrc/Dtype.h>
 
+#include <string>
+#include <vector>
+
+struct FrozenValue::Detail {
+  std::vector<FrozenValue> items;  // kSequence
+  std::string format, bytes;       // kBuffer
+  std::vector<Py_ssize_t> shape;   // kBuffer
+};
+
+FrozenValue::FrozenValue() = default;
+FrozenValue::FrozenValue(FrozenValue&&) noexcept = default;
+FrozenValue& FrozenValue::operator=(FrozenValue&&) noexcept = default;
+FrozenValue::~FrozenValue() = default;
+
 namespace {
 
 constexpr int kMaxDepth = 8;  // deeper (or self-containing) sequences do not freeze
@@ -52,21 +66,23 @@ bool FrozenValue::freeze(PyObject* value, FrozenValue* out, int depth) {
   }
   if (depth >= kMaxDepth) return false;
   out->object_ = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(Py_TYPE(value)));
+  out->detail_ = std::make_unique<Detail>();
+  Detail& detail = *out->detail_;
   if (is_sequence(value)) {
     out->kind_ = kSequence;
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(value);
-    out->items_.resize(static_cast<size_t>(n));
+    detail.items.resize(static_cast<size_t>(n));
     PyObject** items = PySequence_Fast_ITEMS(value);
     bool immutable = PyTuple_CheckExact(value);
     for (Py_ssize_t i = 0; i < n; ++i) {
-      if (!freeze(items[i], &out->items_[i], depth + 1)) return false;
-      immutable = immutable && out->items_[i].immutable_;
+      if (!freeze(items[i], &detail.items[i], depth + 1)) return false;
+      immutable = immutable && detail.items[i].immutable_;
     }
     if (immutable) out->immutable_ = py::reinterpret_borrow<py::object>(value);
     return true;
   }
   out->kind_ = kBuffer;
-  return read_buffer(value, &out->format_, &out->shape_, &out->bytes_);
+  return read_buffer(value, &detail.format, &detail.shape, &detail.bytes);
 }
 
 bool FrozenValue::compare(PyObject* live, int depth) const {
@@ -83,12 +99,13 @@ bool FrozenValue::compare(PyObject* live, int depth) const {
     }
     case kSequence: {
       if (reinterpret_cast<PyObject*>(Py_TYPE(live)) != object_.ptr()) return false;
+      const std::vector<FrozenValue>& items = detail_->items;
       const Py_ssize_t n = PySequence_Fast_GET_SIZE(live);
-      if (static_cast<size_t>(n) != items_.size()) return false;
+      if (static_cast<size_t>(n) != items.size()) return false;
       const py::object held = py::reinterpret_borrow<py::object>(live);
       for (Py_ssize_t i = 0; i < n; ++i) {  // by index: the size is read again each time
         if (PySequence_Fast_GET_SIZE(live) != n ||
-            !items_[i].matches(PySequence_Fast_GET_ITEM(live, i), depth + 1)) {
+            !items[i].matches(PySequence_Fast_GET_ITEM(live, i), depth + 1)) {
           return false;
         }
       }
@@ -98,8 +115,8 @@ bool FrozenValue::compare(PyObject* live, int depth) const {
       if (reinterpret_cast<PyObject*>(Py_TYPE(live)) != object_.ptr()) return false;
       std::string format, bytes;
       std::vector<Py_ssize_t> shape;
-      return read_buffer(live, &format, &shape, &bytes) && format == format_ &&
-             shape == shape_ && bytes == bytes_;
+      return read_buffer(live, &format, &shape, &bytes) && format == detail_->format &&
+             shape == detail_->shape && bytes == detail_->bytes;
     }
     default:
       return false;

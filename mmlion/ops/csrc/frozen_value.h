@@ -3,8 +3,7 @@
 #pragma once
 #include <torch/extension.h>
 
-#include <string>
-#include <vector>
+#include <memory>
 
 // A value compared as a value, never by identity: a list mutated in place (betas[1] =
 // 0.5) no longer matches its copy. What freezes:
@@ -27,12 +26,18 @@ class FrozenValue {
 
  private:
   enum Kind { kAbsent, kAtom, kSequence, kBuffer };
+  struct Detail;  // what a sequence or a buffer holds: out of line, so that the common
+                  // atom stays small and thousands of them stay in the cache
   bool compare(PyObject* live, int depth) const;
 
   Kind kind_ = kAbsent;
   py::object immutable_;  // the value itself, where it cannot change: equal by identity
-  py::object object_;  // kAtom: the value itself (immutable); else its exact type
-  std::vector<FrozenValue> items_;         // kSequence
-  std::string format_, bytes_;             // kBuffer
-  std::vector<Py_ssize_t> shape_;          // kBuffer
+  py::object object_;     // kAtom: the value itself (immutable); else its exact type
+  std::unique_ptr<Detail> detail_;  // kSequence, kBuffer
+
+ public:
+  FrozenValue();
+  FrozenValue(FrozenValue&&) noexcept;
+  FrozenValue& operator=(FrozenValue&&) noexcept;
+  ~FrozenValue();
 };
