@@ -14,35 +14,17 @@ from mmlion.engine.lr_scaling import check_auto_scale_lr
 from mmlion.engine.mmengine_fixes import is_local_path
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
 from mmlion.optim.validation import foreign_state_owner
-from mmlion.registry import find_optimizer, unknown_optimizer
 from mmlion.utils.checkpoint import load_checkpoint_file
+from mmlion.utils.config_error import ConfigError
 from mmlion.utils.data import dataset_configs
+
+from .key_check import check_config_keys, optimizer_classes
 
 __all__ = ['ConfigError', 'check_config', 'check_checkpoint', 'read_checkpoint']
 
 _DECAY_MULTS = ('bias_decay_mult', 'norm_decay_mult', 'dwconv_decay_mult', 'flat_decay_mult')
 _ZERO_OWN_KEYS = ('type', 'optimizer_type', 'process_group', 'parameters_as_bucket_view',
                   'overlap_with_ddp', 'skip_nonfinite', 'max_consecutive_skips')
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key and the value."""
-
-
-def _optimizer_classes(cfg: Config, optimizer: dict):
-    """(the class ``optimizer['type']`` names, the class that does the updates: for
-    mmlion's ZeRO its ``optimizer_type``, else the same); unknown names raise."""
-    key, scope = 'optim_wrapper.optimizer', cfg.get('default_scope')
-    cls = find_optimizer(optimizer.get('type'), scope)
-    if cls is None:
-        raise ConfigError(unknown_optimizer(f'{key}.type', optimizer.get('type')))
-    if cls is not ZeroRedundancyOptimizer:
-        return cls, cls
-    inner_name = optimizer.get('optimizer_type', 'Lion')
-    inner = find_optimizer(inner_name, scope)
-    if inner is None:
-        raise ConfigError(unknown_optimizer(f'{key}.optimizer_type', inner_name))
-    return cls, inner
 
 
 def _check_optimizer(cfg: Config) -> None:
@@ -52,7 +34,7 @@ def _check_optimizer(cfg: Config) -> None:
     optimizer = dict(optim_wrapper['optimizer'])
     key = 'optim_wrapper.optimizer'
     type_name = optimizer.get('type')
-    cls, inner = _optimizer_classes(cfg, optimizer)
+    cls, inner = optimizer_classes(cfg, optimizer)
     imports = (cfg.get('custom_imports') or {}).get('imports', [])
     imports = [imports] if isinstance(imports, str) else list(imports)
     uses_mmlion = cls in (Lion, ZeroRedundancyOptimizer) or str(type_name).startswith('mmlion.')
@@ -238,11 +220,12 @@ def _check_resume(cfg: Config) -> None:
         read_checkpoint(path, key)  # weights only: any state dict MMEngine can load
         return
     optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer')
-    check_checkpoint(path, key, _optimizer_classes(cfg, optimizer)[1] if optimizer else None)
+    check_checkpoint(path, key, optimizer_classes(cfg, optimizer)[1] if optimizer else None)
 
 
 def check_config(cfg: Config) -> None:
     """Raise :class:`ConfigError` for settings that cannot train; touches no file."""
+    check_config_keys(cfg)
     _check_optimizer(cfg)
     _check_auto_scale_lr(cfg)
     _check_data(cfg)

@@ -26,10 +26,10 @@ from .dtensor import DTensor, local_shards
 from .implementation import Implementation, resolve, torch_default
 from .nonfinite import NonFiniteGuard
 from .step_plan import Bucket, StepPlan
-from .validation import (DEFAULTS, RUN_OPTIONS, check_initial_lr, check_not_shared,
-                         check_state_dict, check_step_options_agree, check_step_values,
-                         check_unknown_kwargs, loaded_differences, sparse_grad_message,
-                         validate_group)
+from .validation import (DEFAULTS, RUN_OPTIONS, check_group_keys, check_initial_lr,
+                         check_not_shared, check_state_dict, check_step_options_agree,
+                         check_step_values, check_unknown_kwargs, loaded_differences,
+                         sparse_grad_message, validate_group)
 
 __all__ = ['Lion', 'lion']
 
@@ -135,6 +135,7 @@ class Lion(Optimizer):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         try:  # leave the optimizer as it was before the call
+            check_group_keys(group, len(self.param_groups) - 1)
             validate_group(group)
             check_step_options_agree(group, self.param_groups[:-1])
             check_installed_versions(group)

@@ -239,6 +239,17 @@ def check_unknown_kwargs(unknown: dict) -> None:
                     f'Lion takes {", ".join(DEFAULTS)}')
 
 
+def check_group_keys(group: dict, index: int) -> None:
+    """A param group given as a dict may carry any key torch keeps (MMEngine adds
+    lr_mult, a scheduler momentum), but not another optimizer's settings, which Lion
+    would ignore: the same keys its constructor refuses."""
+    for key in _FOREIGN_GROUP_KEYS:
+        if key in group:
+            raise ValueError(f'Invalid param group {index}: {key}={group[key]!r} is not a '
+                             f'Lion setting{_FOREIGN_KEYS[key]}. Lion takes '
+                             f'{", ".join(DEFAULTS)}')
+
+
 def describe_param(p: Tensor) -> str:
     return f'shape {tuple(p.shape)}, dtype {p.dtype}'
 

@@ -21,6 +21,10 @@ def _two_groups(ctx, _):
     Lion([{'params': ctx.params}, {'params': [ctx.params[0]]}])
 
 
+def _group_with_eps(ctx, _):
+    ctx.optimizer.add_param_group({'params': [torch.nn.Parameter(torch.ones(2))], 'eps': 1e-8})
+
+
 def _guarded_optimizer(ctx):
     ctx.optimizer = Lion(ctx.params, skip_nonfinite=True, max_consecutive_skips=2)
     ctx.optimizer.step()  # one good step, so there is momentum to keep
@@ -110,6 +114,9 @@ CASES = [
          ValueError, ('param group 0', 'index 0', '1.08'),
          input='`MultiStepMomentum(gamma=1.2)` drives beta1 past 1',
          where='`Lion.step`, before any write'),
+    Case('group-eps', _group_with_eps, ValueError, ('param group 1', 'eps=1e-08', 'epsilon'),
+         input="`{'params': ..., 'eps': 1e-8}` (a param group, or a `custom_keys` rule)",
+         where='`add_param_group`'),
     Case('lr-tensor-shape', lion(lr=torch.ones(2)), ValueError, ('learning rate', '(2,)'),
          input='`lr=torch.ones(2)`',
          where='`Lion(...)` / `add_param_group`'),
