@@ -41,7 +41,7 @@ def unknown_type(key: str, name, root: Registry, what: str) -> str:
     if isinstance(name, str) and f'mmlion.{name}' in known:
         hint = f"; did you mean 'mmlion.{name}'?"
     else:
-        hint = did_you_mean(name, known)
+        hint = did_you_mean(name, known, n=3)
     return (f"{key}={name!r} is not a registered {what}{hint} (mmlion's are registered "
             f"by custom_imports=dict(imports=['mmlion']))")
 

@@ -34,6 +34,8 @@ them (:mod:`mmlion.engine.mmengine_fixes`, workaround ``'lr_scaling'``).
 import math
 from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
+from .known_keys import check_keys
+
 __all__ = ['RULES', 'LION_DEFAULT_RULE', 'check_auto_scale_lr', 'Scaling', 'rule_for',
            'plan_scaling', 'install', 'runner_scale_lr', 'strategy_scale_lr']
 
@@ -53,9 +55,7 @@ def check_auto_scale_lr(auto_scale_lr, key: str = 'auto_scale_lr') -> None:
     if not isinstance(auto_scale_lr, dict):
         raise ValueError(f'{key} must be a dict such as dict(base_batch_size=256), '
                          f'got {auto_scale_lr!r}')
-    unknown = sorted(set(auto_scale_lr) - set(KEYS))
-    if unknown:
-        raise ValueError(f'{key} has unknown keys {unknown}; it takes {list(KEYS)}')
+    check_keys(key, auto_scale_lr, KEYS, "MMEngine's Runner.scale_lr (with mmlion's rule)")
     enable = auto_scale_lr.get('enable', False)
     if not isinstance(enable, bool):
         raise ValueError(f'{key}.enable must be True or False, got {enable!r}')

@@ -10,7 +10,7 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the value."""
 
 
-def did_you_mean(name, known: Iterable[str], n: int = 3) -> str:
+def did_you_mean(name, known: Iterable[str], n: int = 1) -> str:
     """'; did you mean 'x'?' for the known names closest to ``name`` ('' if none is
     close)."""
     close = difflib.get_close_matches(str(name), sorted(set(known)), n=n, cutoff=0.6)
