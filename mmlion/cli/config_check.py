@@ -9,16 +9,22 @@ import zipfile
 
 import torch
 from mmengine.config import Config
+from mmengine.device import (is_cuda_available, is_mlu_available, is_musa_available,
+                             is_npu_available)
+from mmengine.optim import AmpOptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS
 
 from mmlion.engine.lr_scaling import check_auto_scale_lr
 from mmlion.engine.mmengine_fixes import is_local_path
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
 from mmlion.optim.validation import foreign_state_owner
+from mmlion.registry import find_registered
 from mmlion.utils.checkpoint import load_checkpoint_file
 from mmlion.utils.config_error import ConfigError
 from mmlion.utils.data import dataset_configs
 
 from .key_check import check_config_keys, optimizer_classes
+from .loop_check import check_loops
 
 __all__ = ['ConfigError', 'check_config', 'check_checkpoint', 'read_checkpoint']
 
@@ -226,10 +232,31 @@ def _check_resume(cfg: Config) -> None:
 def check_config(cfg: Config) -> None:
     """Raise :class:`ConfigError` for settings that cannot train; touches no file."""
     check_config_keys(cfg)
+    check_loops(cfg)
     _check_optimizer(cfg)
+    _check_amp(cfg)
     _check_auto_scale_lr(cfg)
     _check_data(cfg)
     _check_resume(cfg)
+
+
+def _check_amp(cfg: Config) -> None:
+    """MMEngine's AmpOptimWrapper asserts a GPU (or NPU, MLU, MUSA) when it is built,
+    after the data; say so first, naming the wrapper."""
+    optim_wrapper = cfg.get('optim_wrapper') or {}
+    name = optim_wrapper.get('type', 'OptimWrapper') if isinstance(optim_wrapper, dict) else None
+    wrapper = find_registered(OPTIM_WRAPPERS, name, cfg.get('default_scope'))
+    if not (isinstance(wrapper, type) and issubclass(wrapper, AmpOptimWrapper)):
+        return
+    if any(available() for available in (is_cuda_available, is_npu_available,
+                                         is_mlu_available, is_musa_available)):
+        return
+    cuda = torch.version.cuda
+    raise ConfigError(
+        f'optim_wrapper.type={name!r} (mixed precision, set by the config or by --amp) '
+        f'needs a GPU, NPU, MLU or MUSA device, and this machine has none (torch '
+        f'{torch.__version__}, {"CUDA " + cuda if cuda else "built without CUDA"}). '
+        f'Leave out --amp, or use optim_wrapper.type=\'OptimWrapper\' here')
 
 
 def _check_auto_scale_lr(cfg: Config) -> None:

@@ -17,12 +17,15 @@ import torch.distributed as dist
 from mmengine.config import Config
 
 from mmlion.engine import mmengine_fixes
+from mmlion.utils.config_error import ConfigError
 
 
 def setup_distributed(cfg: Config, launcher: str) -> None:
     """Prepare ``cfg`` (in place) and the process group for ``launcher``."""
     if launcher == 'none':
         return
+    if launcher == 'pytorch':
+        check_torchrun_environment()
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
     if not mmengine_fixes.needed('no_gpu'):
         if launcher == 'pytorch' and torchrun_restart() > 0 and not dist.is_initialized():
@@ -46,6 +49,22 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     if _without_sync_bn(cfg.model):
         print('mmlion: no GPU here, SyncBN in the model config replaced by BN '
               '(each process normalises over its own batch)')
+
+
+# What torchrun sets for each worker, and MMEngine's and mmlion's set-up read.
+TORCHRUN_VARIABLES = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
+
+
+def check_torchrun_environment() -> None:
+    """``--launcher pytorch`` outside torchrun: say so, naming what is missing,
+    instead of a KeyError from deep in the set-up."""
+    missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
+    if missing:
+        raise ConfigError(
+            f'--launcher pytorch: the environment variables torchrun sets are missing '
+            f'({", ".join(missing)}). Start the run with torchrun (`bash '
+            f'tools/dist_train.sh CONFIG NUM_PROCESSES`), or use --launcher none for one '
+            f'process')
 
 
 def torchrun_restart() -> int:

@@ -19,7 +19,7 @@ from typing import FrozenSet, Iterable, Optional
 
 from mmlion.utils.config_error import ConfigError, did_you_mean
 
-__all__ = ['accepted_keywords', 'own_keywords', 'keys_read', 'check_keys']
+__all__ = ['accepted_keywords', 'own_keywords', 'keyword_default', 'keys_read', 'check_keys']
 
 # Classes whose ``**kwargs`` reach a function that already gets each of its arguments
 # from the class itself, so that no further key can work: MMEngine's CheckpointHook
@@ -104,3 +104,14 @@ def check_keys(key: str, given: Iterable[str], known: Iterable[str], what: str) 
         if name not in known and name not in _REGISTRY_KEYS:
             raise ConfigError(f'{key}.{name} is not a key that {what} reads'
                               f"{did_you_mean(name, known) or '.'} It reads {sorted(known)}")
+
+
+def keyword_default(cls, name: str):
+    """The default of keyword ``name`` where ``cls(...)`` takes it (through its bases'
+    ``**kwargs`` too); ``inspect.Parameter.empty`` where no signature says."""
+    for klass in cls.__mro__[:-1]:
+        parameters = _parameters(vars(klass)['__init__']) if '__init__' in vars(klass) else []
+        for parameter in parameters or ():
+            if parameter.name == name and parameter.kind in _NAMED:
+                return parameter.default
+    return inspect.Parameter.empty

@@ -2,10 +2,14 @@
 mmlion.cli (check_config, as tools/train.py runs it) or the launch scripts catch (see
 tests/bad_input.py)."""
 import os
+from unittest import mock
+
+import pytest
+import torch
 
 from bad_input import Case, adamw_state, bad_input_test
 from helpers import DEMO, python_tool, run_tool
-from mmlion.cli import ConfigError, check_config
+from mmlion.cli import ConfigError, check_config, setup_distributed
 
 def config_case(**options):
     return lambda ctx, _: check_config(ctx.config(**options))
@@ -92,6 +96,37 @@ def _train_tool_resume_folder(ctx, folder):
 
 def _load_from(ctx, path):
     check_config(ctx.config(load_from=path))
+
+
+def _epoch_scheduler_under_iterations(ctx, _):
+    text = (f"_base_ = '{DEMO}'\n"
+            "train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=100, "
+            "val_interval=50)\n"
+            "param_scheduler = [dict(type='CosineAnnealingLR', T_max=100, eta_min=0)]\n")
+    check_config(ctx.config(text=text))
+
+
+def _amp_without_gpu(ctx, _):
+    if torch.cuda.is_available():
+        pytest.skip('this machine has a GPU: AMP is fine here')
+    check_config(ctx.config(**{'optim_wrapper.type': 'mmlion.GuardedAmpOptimWrapper'}))
+
+
+def _launcher_outside_torchrun(ctx, _):
+    names = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+    with mock.patch.dict(os.environ, {'LOCAL_RANK': '0'}):
+        for name in names:
+            os.environ.pop(name, None)
+        setup_distributed(ctx.config(), 'pytorch')
+
+
+def _train_tool_launcher(ctx, _):
+    """``tools/train.py CONFIG --launcher pytorch`` typed without torchrun."""
+    assert 'RANK' not in os.environ  # as in a shell where torchrun started nothing
+    out = python_tool('tools/train.py', DEMO, '--launcher', 'pytorch', '--work-dir',
+                      ctx.tmp / 'tool_work_dir', timeout=300, expect_rc=None)
+    assert 'Runner' not in out  # nothing was built
+    raise ConfigError(out.strip().splitlines()[-1])
 
 
 def _dist_train_zero(ctx, _):
@@ -188,6 +223,30 @@ CASES = [
                        "'mmlion.ResumableCheckpointHook'"),
          input="`default_hooks.checkpoint.type='mmlion.ResumableCheckpoint'`",
          where='`check_config` (tools/train.py), before the Runner'),
+    Case('max-epochs-zero', config_case(**{'train_cfg.max_epochs': 0}), ConfigError,
+         ('train_cfg.max_epochs=0', 'train nothing'),
+         input='`train_cfg.max_epochs=0` (rc 0, nothing trained, before)',
+         where='`check_config` (tools/train.py), before the Runner'),
+    Case('val-interval-zero', config_case(**{'train_cfg.val_interval': 0}), ConfigError,
+         ('train_cfg.val_interval=0', 'val_dataloader'),
+         input='`train_cfg.val_interval=0` (`ZeroDivisionError` an epoch in, before)',
+         where='`check_config` (tools/train.py), before the Runner'),
+    Case('epoch-scheduler-iteration-loop', _epoch_scheduler_under_iterations, ConfigError,
+         ("param_scheduler[0] (type='CosineAnnealingLR')", 'IterBasedTrainLoop', 'by_epoch=False'),
+         input='a by-epoch `CosineAnnealingLR` under an `IterBasedTrainLoop` (the lr never moves)',
+         where='`check_config` (tools/train.py), before the Runner'),
+    Case('amp-without-gpu', _amp_without_gpu, ConfigError,
+         ("optim_wrapper.type='mmlion.GuardedAmpOptimWrapper'", '--amp', 'none'),
+         input='`--amp` (or an AMP wrapper) on a machine without a GPU',
+         where='`check_config` (tools/train.py), before the Runner'),
+    Case('launcher-outside-torchrun', _launcher_outside_torchrun, ConfigError,
+         ('--launcher pytorch', 'RANK, WORLD_SIZE', 'torchrun'),
+         input='`--launcher pytorch` without torchrun',
+         where='`setup_distributed` (tools/train.py), before the Runner'),
+    Case('train-tool-launcher-pytorch', _train_tool_launcher, ConfigError,
+         ('--launcher pytorch', 'RANK', 'tools/dist_train.sh'),
+         input='`tools/train.py CONFIG --launcher pytorch` without torchrun',
+         where='tools/train.py, before the Runner'),
     Case('clip-grad', config_case(**{'optim_wrapper.clip_grad.max_norm': -1}), ConfigError,
          ('optim_wrapper.clip_grad.max_norm=-1',),
          input='`clip_grad=dict(max_norm=-1)`',
