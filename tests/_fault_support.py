@@ -43,8 +43,10 @@ class NoisyToyDataset(Dataset):
 @MODELS.register_module(force=True)
 class NoisyToyModel(BaseModel):
 
-    def __init__(self, dim=16, hidden=32):
+    def __init__(self, dim=16, hidden=32, extra_layer=False):
         super().__init__()
+        # extra_layer: the same model with one more layer, for a resume that cannot fit
+        self.fc0 = torch.nn.Linear(dim, dim) if extra_layer else torch.nn.Identity()
         self.fc1 = torch.nn.Linear(dim, hidden)
         self.bn = torch.nn.BatchNorm1d(hidden)
         self.drop = torch.nn.Dropout(0.2)
@@ -52,7 +54,7 @@ class NoisyToyModel(BaseModel):
         self.poison = False  # set by PoisonGradHook: the next loss is NaN
 
     def forward(self, inputs, target, mode='tensor'):
-        logits = self.fc2(self.drop(F.relu(self.bn(self.fc1(inputs)))))
+        logits = self.fc2(self.drop(F.relu(self.bn(self.fc1(self.fc0(inputs))))))
         if mode == 'loss':
             loss = F.cross_entropy(logits, target)
             if self.poison:

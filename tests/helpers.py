@@ -89,6 +89,21 @@ def python_tool(script: str, *args, **kwargs) -> str:
     return run_tool([sys.executable, script, *map(str, args)], **kwargs)
 
 
+_HOLDER = ('import sys, time; from mmlion.cli import hold_work_dir; '
+           'hold_work_dir(sys.argv[1]); print("held", flush=True); time.sleep(120)')
+
+
+def hold_in_subprocess(work_dir) -> subprocess.Popen:
+    """A process that holds ``work_dir``'s run lock as tools/train.py takes it, and
+    sleeps; kill it when done."""
+    proc = subprocess.Popen([sys.executable, '-c', _HOLDER, str(work_dir)],
+                            stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # deepspeed, where installed, logs a line at import
+        if line.strip() == 'held':
+            return proc
+    raise AssertionError(f'the holder exited with {proc.wait()}')
+
+
 def load_tool(relative: str):
     """A script under tools/ as a module (tools/ is no package)."""
     spec = importlib.util.spec_from_file_location(

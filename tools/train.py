@@ -14,7 +14,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlion.cli import check_config, setup_distributed, teardown_distributed, torchrun_restart
+from mmlion.cli import (add_config_check_hook, check_config, hold_work_dir, setup_distributed,
+                        teardown_distributed, torchrun_restart)
 
 # --amp turns each wrapper into its mixed-precision twin.
 AMP_WRAPPERS = {'OptimWrapper': 'AmpOptimWrapper',
@@ -102,6 +103,8 @@ def main():
     cfg = merge_args(Config.fromfile(args.config), args)
     # Fail now, naming the key and value, rather than minutes into the run.
     check_config(cfg)
+    add_config_check_hook(cfg)  # and what needs the model, checkpoint or metrics, then
+    hold_work_dir(cfg.work_dir)  # one run per work dir
     setup_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()

@@ -14,6 +14,7 @@ from mmengine.device import (is_cuda_available, is_mlu_available, is_musa_availa
 from mmengine.optim import AmpOptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
+from mmlion.engine.hooks import ConfigCheckHook
 from mmlion.engine.lr_scaling import check_auto_scale_lr
 from mmlion.engine.mmengine_fixes import is_local_path
 from mmlion.optim import Lion, ZeroRedundancyOptimizer
@@ -26,7 +27,8 @@ from mmlion.utils.data import dataset_configs
 from .key_check import check_config_keys, optimizer_classes
 from .loop_check import check_loops
 
-__all__ = ['ConfigError', 'check_config', 'check_checkpoint', 'read_checkpoint']
+__all__ = ['ConfigError', 'add_config_check_hook', 'check_config', 'check_checkpoint',
+           'read_checkpoint']
 
 _DECAY_MULTS = ('bias_decay_mult', 'norm_decay_mult', 'dwconv_decay_mult', 'flat_decay_mult')
 _ZERO_OWN_KEYS = ('type', 'optimizer_type', 'process_group', 'parameters_as_bucket_view',
@@ -238,6 +240,16 @@ def check_config(cfg: Config) -> None:
     _check_auto_scale_lr(cfg)
     _check_data(cfg)
     _check_resume(cfg)
+
+
+def add_config_check_hook(cfg: Config) -> None:
+    """Add :class:`~mmlion.engine.ConfigCheckHook` (the checks that need the model, the
+    loaded checkpoint or the metrics) to ``custom_hooks``, unless it is there."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    names = ('mmlion.ConfigCheckHook', 'ConfigCheckHook', ConfigCheckHook)
+    if not any(isinstance(hook, dict) and hook.get('type') in names for hook in hooks):
+        hooks.append(dict(type='mmlion.ConfigCheckHook'))
+    cfg.custom_hooks = hooks
 
 
 def _check_amp(cfg: Config) -> None:

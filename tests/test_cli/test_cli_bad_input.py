@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bad_input import Case, adamw_state, bad_input_test
-from helpers import DEMO, python_tool, run_tool
+from helpers import DEMO, hold_in_subprocess, python_tool, run_tool
 from mmlion.cli import ConfigError, check_config, setup_distributed
 
 def config_case(**options):
@@ -129,6 +129,21 @@ def _train_tool_launcher(ctx, _):
     raise ConfigError(out.strip().splitlines()[-1])
 
 
+def _train_tool_work_dir_in_use(ctx, _):
+    """A second ``tools/train.py`` on the work dir a live run holds (the first run is
+    a process that took the lock as tools/train.py takes it, and sleeps)."""
+    work_dir = ctx.tmp / 'tool_work_dir'
+    holder = hold_in_subprocess(work_dir)
+    try:
+        out = python_tool('tools/train.py', DEMO, '--work-dir', work_dir, timeout=300,
+                          expect_rc=None)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert 'Runner' not in out and f'pid {holder.pid}' in out
+    raise ConfigError(out.strip().splitlines()[-1])
+
+
 def _dist_train_zero(ctx, _):
     out = run_tool(['bash', 'tools/dist_train.sh', DEMO, '0'], timeout=60, expect_rc=None)
     raise SystemExit(out.strip().splitlines()[-1])
@@ -246,6 +261,10 @@ CASES = [
     Case('train-tool-launcher-pytorch', _train_tool_launcher, ConfigError,
          ('--launcher pytorch', 'RANK', 'tools/dist_train.sh'),
          input='`tools/train.py CONFIG --launcher pytorch` without torchrun',
+         where='tools/train.py, before the Runner'),
+    Case('train-tool-work-dir-in-use', _train_tool_work_dir_in_use, ConfigError,
+         ('tool_work_dir', 'in use by another run', 'started', '--work-dir'),
+         input='two `tools/train.py` runs on one work dir at once',
          where='tools/train.py, before the Runner'),
     Case('clip-grad', config_case(**{'optim_wrapper.clip_grad.max_norm': -1}), ConfigError,
          ('optim_wrapper.clip_grad.max_norm=-1',),
