@@ -2,14 +2,16 @@
 crash after the first epoch, or leave the lr where it starts. Each is a
 :class:`ConfigError` naming the key and the value, before the Runner is built.
 
-- ``train_cfg.max_epochs`` (or ``max_iters``) below 1: the run exits 0 having trained
+- ``train_cfg.max_epochs`` (or ``max_iters``) 0 or below: the run exits 0 having trained
   nothing.
-- ``train_cfg.val_interval`` below 1 with a validation loop: ``ZeroDivisionError`` at
+- ``train_cfg.val_interval`` 0 or below with a validation loop: ``ZeroDivisionError`` at
   the end of the first epoch.
 - A scheduler that steps by epoch (``by_epoch=True``, the default of MMEngine's
   schedulers) under an iteration-based loop, which ends its one epoch when training
   ends: the lr (or momentum) never moves.
 """
+import math
+
 from mmengine.config import Config
 from mmengine.registry import LOOPS, PARAM_SCHEDULERS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
@@ -30,22 +32,24 @@ def check_loops(cfg: Config) -> None:
         return  # a loop of a codebase's own: its settings are its own
     by_iteration = issubclass(loop, IterBasedTrainLoop)
     length = 'max_iters' if by_iteration else 'max_epochs'
-    if length in train_cfg and not _positive_int(train_cfg[length]):
-        raise ConfigError(f'train_cfg.{length}={train_cfg[length]!r} (must be an int >= 1: '
+    if length in train_cfg and not _positive(train_cfg[length]):
+        raise ConfigError(f'train_cfg.{length}={train_cfg[length]!r} (must be a number > 0: '
                           f'with it the run would train nothing and exit as if it had '
                           f'finished)')
     interval = train_cfg.get('val_interval', 1)
-    if _validates(cfg) and not _positive_int(interval):
+    if _validates(cfg) and not _positive(interval):
         raise ConfigError(
-            f'train_cfg.val_interval={interval!r} (must be an int >= 1: MMEngine would '
+            f'train_cfg.val_interval={interval!r} (must be a number > 0: MMEngine would '
             f'divide by it at the end of the first {"iteration" if by_iteration else "epoch"})'
             f'. To validate never, set val_dataloader, val_cfg and val_evaluator to None')
     if by_iteration:
         _check_schedulers_step(cfg, loop)
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def _positive(value) -> bool:
+    """A number > 0 (MMEngine compares and divides; mmdet's v3det configs give floats)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value) and value > 0
 
 
 def _validates(cfg: Config) -> bool:

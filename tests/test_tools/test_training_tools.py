@@ -21,6 +21,13 @@ def run(cmd, timeout=900, env=None):
     return run_tool(cmd, timeout=timeout, env=env)
 
 
+def assert_paramwise_table_shows_norms_undecayed(out):
+    """tools/train.py logs what paramwise_cfg did (ConfigCheckHook): the recipes'
+    norms get lr x 1 and decay x 0."""
+    assert 'paramwise_cfg as applied' in out, out[-3000:]
+    assert re.search(r'\n\s*norm\s+\d+\s+1\s+0\s', out), out[-3000:]
+
+
 def scalars(work_dir):
     (path,) = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
     with open(path) as f:
@@ -94,8 +101,9 @@ MAP_FLOOR_8E = 0.35
 def test_demo_trains_loss_falls_and_clears_map_floor(tmp_path, shapes_data):
     """tools/train.py, then tools/test.py on its last checkpoint."""
     work_dir = str(tmp_path / 'short')
-    run([sys.executable, 'tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
-         'train_cfg.max_epochs=8', 'train_cfg.val_interval=100'])
+    out = run([sys.executable, 'tools/train.py', DEMO, '--work-dir', work_dir, '--cfg-options',
+               'train_cfg.max_epochs=8', 'train_cfg.val_interval=100'])
+    assert_paramwise_table_shows_norms_undecayed(out)
     losses = [r['loss'] for r in scalars(work_dir) if 'loss' in r]
     assert len(losses) == 24  # logged every 10 of 240 iterations
     first_epoch, last_epoch = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
@@ -132,6 +140,7 @@ def test_classification_and_segmentation_demos_train(tmp_path, shapes_data, conf
     cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
     out = run(cmd + (['--cfg-options', *options] if options else []),
               env=dict(PYTHONPATH=TORCHVISION_SHIM))  # mmpretrain needs torchvision
+    assert_paramwise_table_shows_norms_undecayed(out)
     scores = re.findall(metric, out)
     assert scores and float(scores[-1]) >= floor, scores
     losses = [r['loss'] for r in scalars(work_dir) if 'loss' in r]
