@@ -156,7 +156,9 @@ with `python tests/bad_input.py` after changing a message.
 
 `check_config` runs in `tools/train.py` before the Runner is built, so config errors
 come in about a second, before data loading or a training step. Call it yourself
-(`from mmlion.cli import check_config`) when you build a Runner in Python.
+(`from mmlion.cli import check_config`) when you build a Runner in Python. What it
+reads the known keys from, and what `ConfigCheckHook` checks once the model, a loaded
+checkpoint and the metrics are there: [config_checks.md](config_checks.md).
 
 | id | bad input | caught by | error |
 | --- | --- | --- | --- |
@@ -173,7 +175,7 @@ def render_table(cases: List[Case]) -> str:
             case.run(ctx, prepared)
         except BaseException as e:  # each case raises; the row shows what
             message = str(e).replace(str(folder) + '/', '').replace(
-                'mmlion.cli.config_check.ConfigError: ', '')
+                'mmlion.utils.config_error.ConfigError: ', '')
             if len(message) > 170:
                 message = message[:167].rstrip() + '...'
             message = message.replace('|', '\\|')

@@ -13,6 +13,7 @@ installed MMEngine, torch or codebase instead of a hand list that drifts.
   source cannot be read.
 - :func:`check_keys`: the error for a key outside the known ones.
 """
+import functools
 import inspect
 import re
 from typing import FrozenSet, Iterable, Optional
@@ -51,6 +52,7 @@ def own_keywords(function) -> Optional[FrozenSet[str]]:
     return frozenset(p.name for p in parameters if p.kind in _NAMED)
 
 
+@functools.lru_cache(maxsize=None)
 def accepted_keywords(cls) -> Optional[FrozenSet[str]]:
     """Every keyword ``cls(...)`` can use, or None where its ``**kwargs`` go to a
     place no signature describes."""
@@ -78,6 +80,7 @@ def _reads(name: str):
             re.compile(rf'{quoted}\s+(?:not\s+)?in\s+(?:self\.)?{name}(?![\w.[])')]
 
 
+@functools.lru_cache(maxsize=None)  # reading a source costs a parse; classes stay put
 def keys_read(consumer, name: str) -> Optional[FrozenSet[str]]:
     """The string keys the source of ``consumer`` (a function, or a class and its
     bases) reads from ``name`` (a regular expression for the dict's name); None where a

@@ -18,8 +18,9 @@ def release():
         os.close(work_dir_lock._held.pop())
 
 
-def test_a_held_work_dir_names_the_holder_and_a_killed_holder_blocks_nothing(tmp_path,
-                                                                              release):
+@pytest.mark.slow  # starts a Python process that holds the lock
+def test_a_held_work_dir_names_the_holder_and_a_killed_holder_blocks_nothing(
+        tmp_path, monkeypatch, release):
     work_dir = tmp_path / 'run'
     holder = hold_in_subprocess(work_dir)
     try:
@@ -29,24 +30,16 @@ def test_a_held_work_dir_names_the_holder_and_a_killed_holder_blocks_nothing(tmp
         assert str(work_dir) in message and f'pid {holder.pid}' in message
         started = json.loads((work_dir / work_dir_lock.HOLDER_NAME).read_text())['started']
         assert started in message
+        with monkeypatch.context() as patch:
+            patch.setenv('RANK', '1')  # rank 1 of a job: rank 0 holds the lock for it
+            hold_work_dir(str(work_dir))
+            assert not work_dir_lock._held
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     hold_work_dir(str(work_dir))  # the OS released the dead run's lock
     holder_now = json.loads((work_dir / work_dir_lock.HOLDER_NAME).read_text())
     assert holder_now['pid'] == os.getpid()
-
-
-def test_only_global_rank_0_takes_the_lock(tmp_path, monkeypatch, release):
-    work_dir = tmp_path / 'run'
-    holder = hold_in_subprocess(work_dir)
-    try:
-        monkeypatch.setenv('RANK', '1')
-        hold_work_dir(str(work_dir))  # rank 1 of a job rank 0 holds for
-        assert not work_dir_lock._held
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_holder_file_mmlion_did_not_write_is_left_alone(tmp_path, release):
