@@ -10,12 +10,13 @@
 #
 # STACKS="torch2.1 onedl" (or "") chooses the other stacks either way. The core tests
 # are those that need neither mmcv nor a GPU: the optimizer, registry, guard, wrappers,
-# hooks and kernels. The exit status is the first failure's.
+# hooks and kernels, and the config checks read from MMEngine's code. The exit status is the first failure's.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 if [ $# -eq 0 ]; then STACKS="${STACKS-torch2.1 onedl}"; else STACKS="${STACKS-}"; fi
-CORE_TESTS=(tests/test_optim tests/test_registry.py tests/test_utils tests/test_engine tests/test_ops tests/test_layers.py)
+CORE_TESTS=(tests/test_optim tests/test_registry.py tests/test_utils tests/test_engine tests/test_ops tests/test_layers.py
+            tests/test_cli/test_key_check.py tests/test_cli/test_work_dir_lock.py)
 
 bash "$ROOT/tools/install.sh" tests || exit $?
 status=0

@@ -13,6 +13,7 @@ from mmlion.engine.paramwise_report import paramwise_rows, report_paramwise, unm
 
 
 def _demo_model_and_cfg(**paramwise):
+    pytest.importorskip('mmdet', reason='the demo is an MMDetection model')
     cfg = Config.fromfile(DEMO)
     init_default_scope(cfg.default_scope)
     cfg.optim_wrapper.paramwise_cfg.update(paramwise)
