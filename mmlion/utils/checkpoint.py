@@ -19,7 +19,7 @@ its own allow-list (``mmengine.runner.checkpoint.get_torch_safe_globals``, falli
 back to ``weights_only=False`` with a warning). There mmlion stands aside and changes
 nothing in torch; :func:`load_checkpoint_file` loads as the installed MMEngine does.
 """
-from typing import Optional, Tuple
+from typing import Container, Optional, Tuple
 
 import torch
 
@@ -38,11 +38,12 @@ def load_checkpoint_file(path: str, mmap: bool = False):
     return torch.load(path, map_location='cpu', mmap=mmap)
 
 
-def first_nonfinite(state_dict) -> Optional[Tuple[str, int, int]]:
+def first_nonfinite(state_dict, names: Container[str]) -> Optional[Tuple[str, int, int]]:
     """(name, non-finite count, size) of the first floating tensor of ``state_dict``
-    that holds a NaN or an Inf; None where every one is finite."""
+    among ``names`` (a model's parameters: a buffer may hold -inf on purpose, as an
+    attention mask does) that holds a NaN or an Inf; None where every one is finite."""
     for name, value in (state_dict or {}).items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
+        if name in names and isinstance(value, torch.Tensor) and value.is_floating_point():
             bad = int((~torch.isfinite(value)).sum())
             if bad:
                 return name, bad, value.numel()

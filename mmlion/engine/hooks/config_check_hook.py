@@ -58,7 +58,8 @@ class ConfigCheckHook(Hook):
         resuming = bool(getattr(runner, '_resume', False))
         path = self._loaded_path(runner, resuming)
         key = 'resume' if resuming else 'load_from'
-        found = first_nonfinite(state_dict)
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        found = first_nonfinite(state_dict, dict(model.named_parameters()))
         if found is not None:
             name, bad, size = found
             raise ConfigError(
@@ -66,7 +67,7 @@ class ConfigCheckHook(Hook):
                 f'NaN/Inf values of {size}. Training from it would skip or diverge from the '
                 f'first step; pick an earlier checkpoint')
         if resuming:
-            self._check_names(runner, state_dict, path)
+            self._check_names(model, state_dict, path)
 
     @staticmethod
     def _loaded_path(runner, resuming: bool) -> Optional[str]:
@@ -77,8 +78,7 @@ class ConfigCheckHook(Hook):
         return load_from
 
     @staticmethod
-    def _check_names(runner, state_dict: dict, path: Optional[str]) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    def _check_names(model, state_dict: dict, path: Optional[str]) -> None:
         own = model.state_dict()
         missing = [name for name, _ in model.named_parameters() if name not in state_dict]
         extra = [name for name in state_dict if name not in own]
