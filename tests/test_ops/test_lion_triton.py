@@ -335,11 +335,14 @@ def test_pointer_tables_are_reused_while_tensors_stay_put(triton_device):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
 @pytest.mark.parametrize('options', [dict(), dict(skip_nonfinite=True), dict(cautious=True)],
                          ids=str)
-def test_no_host_sync_on_cuda(options):
-    """The fused step, with the guard and under a GradScaler, never waits for the GPU."""
+@pytest.mark.parametrize('lr', ['number', 'tensor'])
+def test_no_host_sync_on_cuda(options, lr):
+    """The fused step, with the guard and under a GradScaler, never waits for the GPU:
+    with a number lr on the step plan (the usual path), and with a Tensor lr (no
+    plan: every value is read afresh each step)."""
     model, _ = model_and_twin(torch.device('cuda'))
-    optimizer = Lion(model.parameters(), lr=torch.tensor(1e-3, device='cuda'), fused=True,
-                     **options)
+    value = 1e-3 if lr == 'number' else torch.tensor(1e-3, device='cuda')
+    optimizer = Lion(model.parameters(), lr=value, fused=True, **options)
     scaler = torch.amp.GradScaler('cuda')
     x = torch.randn(4, 8, device='cuda')
     for warmup in (True, False):
@@ -351,6 +354,7 @@ def test_no_host_sync_on_cuda(options):
         finally:
             torch.cuda.set_sync_debug_mode('default')
         scaler.update()
+        assert (optimizer._step_plan is not None) == (lr == 'number')
 
 
 @pytest.mark.slow

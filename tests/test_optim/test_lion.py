@@ -469,9 +469,11 @@ def test_state_dict_round_trip_in_lockstep(impl):
     opt_b = Lion(three_groups(params_b), lr=1e-3, weight_decay=0.1, **impl_flags(impl))
     opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
     step_in_lockstep(opt_a, params_a, opt_b, params_b, 4, torch.Generator().manual_seed(7))
+    assert len(opt_a.state) == len(opt_b.state) > 0
     for pa, pb in zip(params_a, params_b):
         assert torch.equal(pa, pb)
-        if pa in opt_a.state:
+        assert (pa in opt_a.state) == (pb in opt_b.state)
+        if pa in opt_a.state:  # a parameter that never had a gradient has no state
             assert torch.equal(opt_a.state[pa]['exp_avg'], opt_b.state[pb]['exp_avg'])
 
 
