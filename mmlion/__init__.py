@@ -29,7 +29,10 @@ change mmlion makes to MMEngine's behaviour and applies each only where the inst
 code still needs it.
 
 Nothing else: no files are read or written, no threads or environment variables are
-changed, and the compiled kernel is loaded (or compiled, once) at the first CPU step.
+changed. The compiled code (the CPU kernel, and the step plan's checks, which a GPU
+step uses too) is loaded at the first step on any device; where the install did not
+build it, it is compiled then, once (about 30 s with a C++ compiler; without one the
+steps run without a plan), see :mod:`mmlion.ops.loader`.
 Triton is imported at the first fused GPU step; deepspeed, where installed, is imported
 by MMEngine's strategies module, which the strategies above extend.
 """

@@ -3,8 +3,9 @@ and when it cannot be, :meth:`Library.load_error` says why (for the one warning 
 error a user sees).
 
 * :data:`CPU`: the compiled C++ code, ``mmlion.ops._C``: the CPU kernels, and the
-  checks by which the GPU step reuses its host plan (``layout_key``, ``PlanCheck``;
-  each has a slower Python twin for where it is not built). ``pip install
+  checks by which every step, on any device, reuses its plan (``layout_key``,
+  ``PlanCheck``; without them there is no plan, and each step gathers its tensors
+  afresh: slower, the same result). ``pip install
   --no-build-isolation`` (as ``tools/install.sh`` runs it) builds them with the package.
   A plain ``pip install -e .`` or ``pip install <sdist>`` builds in an isolated
   environment without torch and so installs without them; then they are compiled here
