@@ -17,6 +17,7 @@ no model (unknown keys, values) are :func:`mmlion.cli.check_config`'s.
 """
 from typing import List, Optional
 
+import torch
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import find_latest_checkpoint
@@ -33,6 +34,13 @@ _SHOWN = 5  # names listed in a message
 def _listed(names: List[str]) -> str:
     more = f' and {len(names) - _SHOWN} more' if len(names) > _SHOWN else ''
     return ', '.join(names[:_SHOWN]) + more
+
+
+def _whole(state_dict) -> bool:
+    """Whether ``state_dict`` is a model's whole state dict, plain tensors by name (not
+    a strategy's shards: FSDP's local ShardedTensors and flat parameters)."""
+    return isinstance(state_dict, dict) and all(
+        type(value) in (torch.Tensor, torch.nn.Parameter) for value in state_dict.values())
 
 
 @HOOKS.register_module()
@@ -53,8 +61,8 @@ class ConfigCheckHook(Hook):
     # -- a checkpoint loaded --------------------------------------------------------
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state_dict = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
-        if not isinstance(state_dict, dict):
-            return  # a strategy's own format (DeepSpeed, sharded FSDP)
+        if not _whole(state_dict):
+            return  # a strategy's own format (DeepSpeed, sharded FSDP): its own checks
         resuming = bool(getattr(runner, '_resume', False))
         path = self._loaded_path(runner, resuming)
         key = 'resume' if resuming else 'load_from'
