@@ -27,7 +27,7 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     if launcher == 'pytorch':
         check_torchrun_environment()
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    if not mmengine_fixes.needed('no_gpu'):
+    if not mmengine_fixes.without_gpu():
         if launcher == 'pytorch' and torchrun_restart() > 0 and not dist.is_initialized():
             torch.cuda.set_device(int(os.environ['LOCAL_RANK']))
             _init_from_torchrun(dist_cfg.get('backend', 'nccl'), dist_cfg.get('timeout'))

@@ -29,7 +29,10 @@ treats AdamW's decay the same way, so a converted Lion twin stays matched to its
 
 The Runner (and the FlexibleRunner's strategies) call :func:`runner_scale_lr` (and
 :func:`strategy_scale_lr`) in place of MMEngine's methods; ``import mmlion`` installs
-them (:mod:`mmlion.engine.mmengine_fixes`, workaround ``'lr_scaling'``).
+them (:mod:`mmlion.engine.mmengine_fixes`, workaround ``'lr_scaling'``, which keeps
+MMEngine's originals). For every optimizer but Lion with no ``rule`` named, they hand
+the call to MMEngine's original, so its behaviour (and its errors) stay exactly as they
+are.
 """
 import math
 from typing import Callable, Dict, NamedTuple, Optional, Tuple
@@ -37,7 +40,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Tuple
 from .known_keys import check_keys
 
 __all__ = ['RULES', 'LION_DEFAULT_RULE', 'check_auto_scale_lr', 'Scaling', 'rule_for',
-           'plan_scaling', 'install', 'runner_scale_lr', 'strategy_scale_lr']
+           'plan_scaling', 'runner_scale_lr', 'strategy_scale_lr']
 
 # rule name: lr factor as a function of (effective batch / base batch)
 RULES: Dict[str, Callable[[float], float]] = {
@@ -127,19 +130,10 @@ def plan_scaling(auto_scale_lr: dict, optimizer, world_size: int, batch_size: in
 
 
 # -- in place of MMEngine's Runner.scale_lr and BaseStrategy._scale_lr ------------------
-_MMENGINE_METHODS: Dict[str, Callable] = {}  # filled by install(): MMEngine's originals
-
-
-def install() -> None:
-    """Make the Runner and the FlexibleRunner's strategies scale with this module's rule
-    (idempotent)."""
-    from mmengine._strategy.base import BaseStrategy
-    from mmengine.runner import Runner
-    if not _MMENGINE_METHODS:
-        _MMENGINE_METHODS['runner'] = Runner.scale_lr
-        _MMENGINE_METHODS['strategy'] = BaseStrategy._scale_lr
-    Runner.scale_lr = runner_scale_lr
-    BaseStrategy._scale_lr = strategy_scale_lr
+# mmengine_fixes (workaround 'lr_scaling') installs these and keeps MMEngine's originals.
+def _mmengine_method(name: str) -> Callable:
+    from . import mmengine_fixes
+    return mmengine_fixes.MMENGINE_METHODS[name]
 
 
 def _wrappers(optim_wrapper) -> Dict[str, object]:
@@ -158,13 +152,17 @@ def _schedulers_built(schedulers) -> bool:
     return isinstance(schedulers, _ParamScheduler)
 
 
-def _scale(owner, optim_wrapper, auto_scale_lr: dict, batch_size, mmengine_method) -> None:
-    """Scale each wrapper's lrs by its own plan; hand back to MMEngine's method where no
-    wrapper has one."""
+def _mmengine_decides(auto_scale_lr, optim_wrapper) -> bool:
+    """No rule named and no Lion: MMEngine's own code runs, exactly as it is, errors
+    included (an AdamW or SGD config behaves as it always did)."""
+    if isinstance(auto_scale_lr, dict) and 'rule' in auto_scale_lr:
+        return False
+    return not any(is_lion(w.optimizer) for w in _wrappers(optim_wrapper).values())
+
+
+def _scale(owner, optim_wrapper, auto_scale_lr: dict, batch_size) -> None:
+    """Scale each wrapper's lrs by its own plan."""
     wrappers = _wrappers(optim_wrapper)
-    if all(rule_for(auto_scale_lr, w.optimizer)[1] == MMENGINE_RULE
-           for w in wrappers.values()):
-        return mmengine_method()  # an AdamW (or SGD...) config behaves as it always did
     if _schedulers_built(getattr(owner, 'param_schedulers', None)):
         raise RuntimeError('auto_scale_lr must scale the lr before the parameter schedulers '
                            'are built: they store the initial lr')
@@ -187,22 +185,24 @@ def _enabled(auto_scale_lr) -> bool:
 
 def runner_scale_lr(self, optim_wrapper, auto_scale_lr: Optional[dict] = None) -> None:
     """``Runner.scale_lr`` with the rule of this module."""
+    if _mmengine_decides(auto_scale_lr, optim_wrapper):
+        return _mmengine_method('Runner.scale_lr')(self, optim_wrapper, auto_scale_lr)
     check_auto_scale_lr(auto_scale_lr)
     if not _enabled(auto_scale_lr):
         return None
     loader = self._train_dataloader
     batch_size = loader.get('batch_size') if isinstance(loader, dict) else loader.batch_size
-    _scale(self, optim_wrapper, auto_scale_lr, batch_size,
-           lambda: _MMENGINE_METHODS['runner'](self, optim_wrapper, auto_scale_lr))
+    _scale(self, optim_wrapper, auto_scale_lr, batch_size)
 
 
 def strategy_scale_lr(self) -> None:
     """``BaseStrategy._scale_lr`` (the FlexibleRunner's) with the rule of this module."""
     auto_scale_lr = self._auto_scale_lr
+    if _mmengine_decides(auto_scale_lr, self.optim_wrapper):
+        return _mmengine_method('BaseStrategy._scale_lr')(self)
     check_auto_scale_lr(auto_scale_lr)
     if not _enabled(auto_scale_lr):
         return None
     _scale(self, self.optim_wrapper, auto_scale_lr,
-           self.dispatch_kwargs.get('train_micro_batch_size_per_gpu'),
-           lambda: _MMENGINE_METHODS['strategy'](self))
+           self.dispatch_kwargs.get('train_micro_batch_size_per_gpu'))
 

@@ -25,9 +25,10 @@ from typing import Callable, Dict, List, NamedTuple
 import numpy as np
 import torch
 
-__all__ = ['Workaround', 'WORKAROUNDS', 'needed', 'report', 'apply_at_import',
-           'is_local_path', 'fsdp_old_argument_order', 'deepspeed_optimizers_registered',
-           'register_deepspeed_optimizers', 'infinite_iterator']
+__all__ = ['Workaround', 'WORKAROUNDS', 'MMENGINE_METHODS', 'needed', 'report',
+           'apply_at_import', 'without_gpu', 'is_local_path', 'fsdp_old_argument_order',
+           'deepspeed_optimizers_registered', 'register_deepspeed_optimizers',
+           'infinite_iterator']
 
 
 class Workaround(NamedTuple):
@@ -36,10 +37,17 @@ class Workaround(NamedTuple):
     present: Callable[[], bool]   # True while the installed code still has the bug
 
 
+@functools.lru_cache(maxsize=None)  # one read, and one warning, per object
 def _source(obj) -> str:
+    """``obj``'s source; '' where it cannot be read (a compiled build), said once: each
+    check then assumes the bug is there."""
     try:
         return inspect.getsource(obj)
-    except (OSError, TypeError):  # no source (a compiled build): assume the bug is there
+    except (OSError, TypeError):
+        from mmengine.logging import print_log
+        print_log(f'mmlion: cannot read the source of {getattr(obj, "__qualname__", obj)}; '
+                  f"assuming MMEngine's bug is there and applying its workaround",
+                  logger='current', level=30)
         return ''
 
 
@@ -65,7 +73,8 @@ def _deepspeed_lost_onebit() -> bool:
         onebit_gone = importlib.util.find_spec('deepspeed.runtime.fp16.onebit') is None
     except ImportError:
         onebit_gone = True
-    return onebit_gone and 'onebit' in _source(mmengine_deepspeed.register_deepspeed_optimizers)
+    source = _source(mmengine_deepspeed.register_deepspeed_optimizers)
+    return onebit_gone and (not source or 'onebit' in source)
 
 
 def _deepspeed_ignores_callbacks() -> bool:
@@ -74,16 +83,13 @@ def _deepspeed_ignores_callbacks() -> bool:
         not _source(DeepSpeedStrategy.save_checkpoint)
 
 
-def _no_gpu() -> bool:
-    return not torch.cuda.is_available()
-
-
 def _fsdp_argument_order_differs() -> bool:
     from mmengine._strategy.fsdp import FSDPStrategy
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
     first = next(iter(inspect.signature(FSDP.optim_state_dict_to_load).parameters))
-    calls_old = re.search(r'optim_state_dict_to_load\(\s*(optim_)?state_dict,',
-                          _source(FSDPStrategy)) is not None
+    source = _source(FSDPStrategy)
+    calls_old = not source or re.search(r'optim_state_dict_to_load\(\s*(optim_)?state_dict,',
+                                        source) is not None
     return first == 'model' and calls_old
 
 
@@ -95,11 +101,10 @@ def _fsdp_clips_local_shards() -> bool:
 def _saving_deletes_first() -> bool:
     from mmengine.hooks import CheckpointHook
     source = _source(CheckpointHook._save_checkpoint_with_step)
-    if not source:
-        return True
-    deletes_first = '.remove(' in source and \
-        source.index('.remove(') < source.index('runner.save_checkpoint(')
-    return deletes_first or "open(save_file, 'w')" in source
+    removes, saves = source.find('.remove('), source.find('runner.save_checkpoint(')
+    if saves < 0:
+        return True  # not the code the check was written for: assume the bug
+    return 0 <= removes < saves or "open(save_file, 'w')" in source
 
 
 def _resume_replays_data() -> bool:
@@ -113,7 +118,7 @@ def _scales_linearly_only() -> bool:
     from mmengine.runner import Runner
     from mmlion.engine import lr_scaling
     if Runner.scale_lr is lr_scaling.runner_scale_lr:  # installed already: ask MMEngine's
-        sources = [_source(m) for m in lr_scaling._MMENGINE_METHODS.values()]
+        sources = [_source(m) for m in MMENGINE_METHODS.values()]
     else:
         sources = [_source(Runner.scale_lr), _source(BaseStrategy._scale_lr)]
     return any(re.search(r"""auto_scale_lr(\.get\(|\[)['"]rule""", s) is None for s in sources)
@@ -142,13 +147,6 @@ WORKAROUNDS: Dict[str, Workaround] = {
         "DeepSpeedStrategy.save_checkpoint and resume drop the runner's callbacks "
         '("not supported yet"), so no hook can add to or read a checkpoint. Fix: they run.',
         _deepspeed_ignores_callbacks),
-    'no_gpu': Workaround(
-        'mmengine 0.10.7 on machines without a GPU',
-        'The pytorch launcher, FSDP and DeepSpeed strategies call torch.cuda.set_device and '
-        'pass CUDA device ids; FSDP full state dicts offloaded to the CPU segfault on CPU '
-        'tensors; DDP refuses SyncBN and device_ids on the CPU. Fix: gloo, CPU device '
-        'ids, no offload, plain BN (mmlion.cli.dist and the strategies).',
-        _no_gpu),
     'fsdp_argument_order': Workaround(
         'mmengine 0.10.7 (and onedl-mmengine 0.10.12) with torch >= 2.2',
         'FSDPStrategy calls FSDP.optim_state_dict_to_load(optim_state_dict, model, optim); '
@@ -262,27 +260,53 @@ def _register_lion() -> None:
 
     from mmlion.optim import Lion
     previous = OPTIMIZERS.module_dict.get('Lion')
-    if previous is Lion:
-        return
-    if previous is not None:
+    if needed('lion_name'):  # another package's Lion holds the name: say once it moves
         print_log(
             f"mmlion: 'Lion' in MMEngine's OPTIMIZERS was {previous.__module__}."
             f'{previous.__qualname__}; it now builds mmlion.optim.Lion '
             f"(use type='mmlion.Lion' to be explicit).",
             logger='current', level=30)
-    OPTIMIZERS.register_module(name='Lion', module=Lion, force=True)
+    if previous is not Lion:
+        OPTIMIZERS.register_module(name='Lion', module=Lion, force=True)
 
 
 def apply_at_import() -> None:
     """What ``import mmlion`` changes in MMEngine and torch (idempotent): the name
     'Lion', torch's safe-load globals, and ``auto_scale_lr``'s rule."""
-    needed('lion_name')  # the verdict before mmlion's Lion takes the name
     _register_lion()
     if needed('safe_load'):
         _allow_mmengine_checkpoints()
     if needed('lr_scaling'):
-        from mmlion.engine import lr_scaling
-        lr_scaling.install()
+        _install_lr_scaling()
+
+
+# MMEngine's methods that a workaround replaces, kept to hand back to (filled once).
+MMENGINE_METHODS: Dict[str, Callable] = {}
+
+
+def _install_lr_scaling() -> None:
+    """``Runner.scale_lr`` and ``BaseStrategy._scale_lr`` become mmlion's
+    (:mod:`mmlion.engine.lr_scaling`), which hand every optimizer but Lion, with no rule
+    named, to MMEngine's own method (idempotent)."""
+    from mmengine._strategy.base import BaseStrategy
+    from mmengine.runner import Runner
+
+    from mmlion.engine import lr_scaling
+    if not MMENGINE_METHODS:
+        MMENGINE_METHODS['Runner.scale_lr'] = Runner.scale_lr
+        MMENGINE_METHODS['BaseStrategy._scale_lr'] = BaseStrategy._scale_lr
+    Runner.scale_lr = lr_scaling.runner_scale_lr
+    BaseStrategy._scale_lr = lr_scaling.strategy_scale_lr
+
+
+def without_gpu() -> bool:
+    """No CUDA device here. A fact of the machine, not a bug to detect: MMEngine 0.10's
+    pytorch launcher, FSDP and DeepSpeed strategies and DDP wrapper assume a GPU (they
+    call torch.cuda.set_device and pass CUDA device ids; FSDP's full state dicts
+    offloaded to the CPU segfault on CPU tensors; DDP refuses SyncBN on the CPU), and
+    where there is none mmlion's CPU paths run instead (gloo, CPU device ids, no
+    offload, plain BN: :mod:`mmlion.cli.dist` and the strategies)."""
+    return not torch.cuda.is_available()
 
 
 # -- private MMEngine code mmlion relies on, named once -------------------------------

@@ -2,14 +2,15 @@
 config with tools/train.py's --auto-scale-lr: per-process batch, accumulation and both
 rules, Lion's default, and MMEngine's own rule left to other optimizers. The world size
 is counted in tests/test_cli/test_dist_runs.py (two real processes)."""
+import copy
 import sys
 
 import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from helpers import load_tool, write_config
-from mmlion.engine import lr_scaling
+from helpers import load_tool, toy_runner, write_config
+from mmlion.engine import lr_scaling, mmengine_fixes
 
 train_tool = load_tool('tools/train.py')
 LR = 1e-3
@@ -115,3 +116,32 @@ def test_flexible_runner_strategies_scale_by_the_rule(tmp_path):
         dispatch_kwargs=dict(train_micro_batch_size_per_gpu=4, max_iters=8))
     lrs = [g['lr'] for g in strategy.optim_wrapper.optimizer.param_groups]
     assert lrs == [pytest.approx(LR * 2)] * len(lrs)  # sqrt(1 x 4 x 4 / 4)
+
+
+def _outcome(scale_lr, runner, auto_scale_lr):
+    """(the error it raised, or None; the lrs it left) for a fresh wrapper."""
+    wrapper = runner.build_optim_wrapper(copy.deepcopy(runner.cfg.optim_wrapper))
+    try:
+        scale_lr(runner, wrapper, auto_scale_lr)
+        error = None
+    except Exception as e:  # noqa: BLE001  compared below, type and message
+        error = (type(e), str(e))
+    return error, [g['lr'] for g in wrapper.optimizer.param_groups]
+
+
+@pytest.mark.parametrize('auto_scale_lr', [
+    dict(enable=True),                              # MMEngine asserts base_batch_size
+    dict(enable=True, base_batch_size='16'),        # MMEngine reads it with float()
+    dict(enable=True, base_batch_size=2),
+], ids=['no-base', 'base-as-string', 'base'])
+def test_other_optimizers_keep_mmengines_code_errors_included(tmp_path, auto_scale_lr):
+    """SGD, no rule named: the Runner's scale_lr is MMEngine's, exactly: what MMEngine
+    refuses fails as MMEngine fails, what it accepts scales as MMEngine scales."""
+    runner = toy_runner(tmp_path / 'run', **{'optim_wrapper.optimizer': dict(
+        _delete_=True, type='SGD', lr=LR)})
+    assert Runner.scale_lr is lr_scaling.runner_scale_lr  # mmlion's is installed
+    theirs = _outcome(mmengine_fixes.MMENGINE_METHODS['Runner.scale_lr'], runner,
+                      auto_scale_lr)
+    ours = _outcome(Runner.scale_lr, runner, auto_scale_lr)
+    assert ours == theirs
+    assert (theirs[0] is not None) == ('base_batch_size' not in auto_scale_lr)

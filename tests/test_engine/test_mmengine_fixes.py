@@ -63,6 +63,36 @@ def test_the_checks_find_the_bugs_in_the_mmengine_they_were_written_for(fresh_ve
     assert all(verdicts[name].startswith('applied') for name in BUGS_IN[installed])
 
 
+@pytest.mark.parametrize('name', ['checkpoint_order', 'fsdp_argument_order',
+                                  'fsdp_clip_local_shards', 'resume_replays_data',
+                                  'deepspeed_callbacks', 'lr_scaling'])
+def test_code_that_cannot_be_read_or_has_changed_means_the_bug_is_assumed(
+        monkeypatch, fresh_verdicts, name):
+    """A check never raises on MMEngine's code: unreadable (a compiled build) or
+    rewritten past its patterns, it assumes the bug (the workaround is safe either
+    way)."""
+    monkeypatch.setattr(mmengine_fixes, '_source', lambda obj: '')
+    assert mmengine_fixes.needed(name)
+    mmengine_fixes.needed.cache_clear()
+    monkeypatch.setattr(mmengine_fixes, '_source', lambda obj: 'def rewritten(): ...')
+    verdict = mmengine_fixes.needed(name)  # never raises (checkpoint_order did)
+    assert verdict or name != 'checkpoint_order'  # the save call is not found: assumed
+
+
+@pytest.mark.parametrize('taken', [False, True])
+def test_lion_name_verdict_decides_the_one_message(monkeypatch, fresh_verdicts, taken):
+    """The displacement message follows the 'lion_name' verdict (computed before mmlion
+    takes the name), not a second check of its own."""
+    import mmengine.logging
+    said = []
+    monkeypatch.setattr(mmengine.logging, 'print_log', lambda msg, **kw: said.append(msg))
+    monkeypatch.setitem(mmengine_fixes.WORKAROUNDS, 'lion_name',
+                        mmengine_fixes.Workaround('test', 'test', lambda: taken))
+    mmengine_fixes._register_lion()
+    assert len(said) == int(taken) and all('it now builds mmlion.optim.Lion' in m
+                                           for m in said)
+
+
 @pytest.mark.parametrize('name, fixed_source', [
     ('checkpoint_order', "runner.save_checkpoint(...)\nwrite_atomically(pointer)\n"
                          "self.file_backend.remove(outdated)"),
@@ -80,7 +110,9 @@ def test_a_fixed_mmengine_makes_the_workaround_stand_aside(monkeypatch, fresh_ve
 
 
 def test_standing_aside_runs_mmengines_own_code(monkeypatch, fresh_verdicts):
-    monkeypatch.setattr(mmengine_fixes, '_source', lambda obj: 'fixed upstream')
+    monkeypatch.setattr(mmengine_fixes, '_source', lambda obj: (
+        'runner.save_checkpoint(...)\nwrite_atomically(pointer)\n'
+        'self.file_backend.remove(outdated)\nFSDP.optim_state_dict_to_load(model, optim, sd)'))
     assert isinstance(mmengine_fixes.fsdp_old_argument_order(), contextlib.nullcontext)
 
     class Hook(AtomicCheckpointSaving):

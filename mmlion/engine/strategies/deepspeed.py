@@ -6,8 +6,9 @@ It applies the workarounds of :mod:`mmlion.engine.mmengine_fixes` that concern i
 only where its bug is in the installed code: ``deepspeed_onebit`` (MMEngine imports
 1-bit optimizers deepspeed removed), ``deepspeed_callbacks`` (saving and resuming
 dropped the runner's ``before_save_checkpoint`` and ``after_load_checkpoint`` hooks, so
-``mmlion.ResumableCheckpointHook`` could not keep the RNG states) and ``no_gpu``
-(deepspeed's communication on the gloo group mmlion's ``setup_distributed`` made).
+``mmlion.ResumableCheckpointHook`` could not keep the RNG states); and on a machine
+without a GPU, deepspeed's communication runs on the gloo group mmlion's
+``setup_distributed`` made.
 
 Two settings of its own: Lion is a client optimizer deepspeed has not tested, which
 ZeRO refuses unless ``zero_allow_untested_optimizer`` is set (it is, unless a config
@@ -55,7 +56,7 @@ class DeepSpeedStrategy(MMEngineDeepSpeedStrategy):
         return checkpoint
 
     def _setup_distributed(self, launcher=None, backend: str = 'nccl', **kwargs):
-        if not mmengine_fixes.needed('no_gpu') or not dist.is_initialized():
+        if not mmengine_fixes.without_gpu() or not dist.is_initialized():
             return super()._setup_distributed(launcher, backend, **kwargs)
         import deepspeed
         deepspeed.init_distributed(dist_backend=dist.get_backend(), auto_mpi_discovery=False)

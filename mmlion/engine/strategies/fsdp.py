@@ -2,11 +2,11 @@
 on CPU-only machines: ``type='mmlion.FSDPStrategy'``; mmlion's ``tools/train.py`` uses
 it for ``type='FSDPStrategy'`` too, so an upstream config runs unedited.
 
-It applies the workarounds of :mod:`mmlion.engine.mmengine_fixes` that concern it, each
-only where its bug is in the installed code: ``no_gpu`` (the model wrapper gets
+On a machine without a GPU (``mmengine_fixes.without_gpu()``) the model wrapper gets
 ``device_id=torch.device('cpu')`` instead of ``LOCAL_RANK``, and full state dicts are
-gathered without ``offload_to_cpu``, with which rank 0 segfaulted at save),
-``fsdp_clip_local_shards`` (gradient clipping takes the norm over all shards, as DDP's
+gathered without ``offload_to_cpu``, with which rank 0 segfaulted at save. It applies
+the workarounds of :mod:`mmlion.engine.mmengine_fixes` that concern it, each only where
+its bug is in the installed code: ``fsdp_clip_local_shards`` (gradient clipping takes the norm over all shards, as DDP's
 clipping does, instead of each rank's own) and ``fsdp_argument_order`` (MMEngine's
 calls of ``FSDP.optim_state_dict_to_load`` get torch's argument order). The process
 group comes from mmlion's ``setup_distributed`` (gloo on CPU), which ``tools/train.py``
@@ -27,14 +27,14 @@ class FSDPStrategy(MMEngineFSDPStrategy):
     """``mmengine._strategy.FSDPStrategy`` with the fixes above; same arguments."""
 
     def __init__(self, *args, model_wrapper=None, **kwargs):
-        if mmengine_fixes.needed('no_gpu'):
+        if mmengine_fixes.without_gpu():
             model_wrapper = dict(model_wrapper or dict(type='MMFullyShardedDataParallel'))
             model_wrapper.setdefault('device_id', torch.device('cpu'))
         super().__init__(*args, model_wrapper=model_wrapper, **kwargs)
 
     def _init_state_dict_cfg(self, state_dict_cfg) -> None:
         super()._init_state_dict_cfg(state_dict_cfg)
-        if mmengine_fixes.needed('no_gpu') and self._is_full_state_dict():
+        if mmengine_fixes.without_gpu() and self._is_full_state_dict():
             self.state_dict_config = FullStateDictConfig(rank0_only=True, offload_to_cpu=False)
             self.optim_state_dict_config = FullOptimStateDictConfig(rank0_only=True,
                                                                     offload_to_cpu=False)

@@ -27,8 +27,7 @@ def test_fsdp_on_a_cpu_machine_wraps_on_the_cpu_and_never_offloads():
 
 
 def test_fsdp_stands_aside_where_there_is_a_gpu(monkeypatch, fresh_verdicts):
-    monkeypatch.setitem(mmengine_fixes.WORKAROUNDS, 'no_gpu',
-                        mmengine_fixes.Workaround('test', 'test', lambda: False))
+    monkeypatch.setattr(mmengine_fixes, 'without_gpu', lambda: False)
     strategy = FSDPStrategy(state_dict_cfg='full')
     assert 'device_id' not in (strategy.model_wrapper or {})
     assert strategy.state_dict_config.offload_to_cpu is True  # MMEngine's own setting
