@@ -40,7 +40,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Tuple
 from .known_keys import check_keys
 
 __all__ = ['RULES', 'LION_DEFAULT_RULE', 'check_auto_scale_lr', 'Scaling', 'rule_for',
-           'plan_scaling', 'runner_scale_lr', 'strategy_scale_lr']
+           'plan_scaling', 'MMENGINE_METHODS', 'runner_scale_lr', 'strategy_scale_lr']
 
 # rule name: lr factor as a function of (effective batch / base batch)
 RULES: Dict[str, Callable[[float], float]] = {
@@ -130,10 +130,13 @@ def plan_scaling(auto_scale_lr: dict, optimizer, world_size: int, batch_size: in
 
 
 # -- in place of MMEngine's Runner.scale_lr and BaseStrategy._scale_lr ------------------
-# mmengine_fixes (workaround 'lr_scaling') installs these and keeps MMEngine's originals.
+# MMEngine's originals: mmengine_fixes (workaround 'lr_scaling') keeps them here when it
+# installs the two functions below in their place.
+MMENGINE_METHODS: Dict[str, Callable] = {}
+
+
 def _mmengine_method(name: str) -> Callable:
-    from . import mmengine_fixes
-    return mmengine_fixes.MMENGINE_METHODS[name]
+    return MMENGINE_METHODS[name]
 
 
 def _wrappers(optim_wrapper) -> Dict[str, object]:

@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, NamedTuple
 import numpy as np
 import torch
 
-__all__ = ['Workaround', 'WORKAROUNDS', 'MMENGINE_METHODS', 'needed', 'report',
+__all__ = ['Workaround', 'WORKAROUNDS', 'needed', 'report',
            'apply_at_import', 'without_gpu', 'is_local_path', 'fsdp_old_argument_order',
            'deepspeed_optimizers_registered', 'register_deepspeed_optimizers',
            'infinite_iterator']
@@ -118,7 +118,7 @@ def _scales_linearly_only() -> bool:
     from mmengine.runner import Runner
     from mmlion.engine import lr_scaling
     if Runner.scale_lr is lr_scaling.runner_scale_lr:  # installed already: ask MMEngine's
-        sources = [_source(m) for m in MMENGINE_METHODS.values()]
+        sources = [_source(m) for m in lr_scaling.MMENGINE_METHODS.values()]
     else:
         sources = [_source(Runner.scale_lr), _source(BaseStrategy._scale_lr)]
     return any(re.search(r"""auto_scale_lr(\.get\(|\[)['"]rule""", s) is None for s in sources)
@@ -280,10 +280,6 @@ def apply_at_import() -> None:
         _install_lr_scaling()
 
 
-# MMEngine's methods that a workaround replaces, kept to hand back to (filled once).
-MMENGINE_METHODS: Dict[str, Callable] = {}
-
-
 def _install_lr_scaling() -> None:
     """``Runner.scale_lr`` and ``BaseStrategy._scale_lr`` become mmlion's
     (:mod:`mmlion.engine.lr_scaling`), which hand every optimizer but Lion, with no rule
@@ -292,9 +288,10 @@ def _install_lr_scaling() -> None:
     from mmengine.runner import Runner
 
     from mmlion.engine import lr_scaling
-    if not MMENGINE_METHODS:
-        MMENGINE_METHODS['Runner.scale_lr'] = Runner.scale_lr
-        MMENGINE_METHODS['BaseStrategy._scale_lr'] = BaseStrategy._scale_lr
+    originals = lr_scaling.MMENGINE_METHODS  # kept where the replacements read them
+    if not originals:
+        originals['Runner.scale_lr'] = Runner.scale_lr
+        originals['BaseStrategy._scale_lr'] = BaseStrategy._scale_lr
     Runner.scale_lr = lr_scaling.runner_scale_lr
     BaseStrategy._scale_lr = lr_scaling.strategy_scale_lr
 

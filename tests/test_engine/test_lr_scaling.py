@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from helpers import load_tool, toy_runner, write_config
-from mmlion.engine import lr_scaling, mmengine_fixes
+from mmlion.engine import lr_scaling
 
 train_tool = load_tool('tools/train.py')
 LR = 1e-3
@@ -140,7 +140,7 @@ def test_other_optimizers_keep_mmengines_code_errors_included(tmp_path, auto_sca
     runner = toy_runner(tmp_path / 'run', **{'optim_wrapper.optimizer': dict(
         _delete_=True, type='SGD', lr=LR)})
     assert Runner.scale_lr is lr_scaling.runner_scale_lr  # mmlion's is installed
-    theirs = _outcome(mmengine_fixes.MMENGINE_METHODS['Runner.scale_lr'], runner,
+    theirs = _outcome(lr_scaling.MMENGINE_METHODS['Runner.scale_lr'], runner,
                       auto_scale_lr)
     ours = _outcome(Runner.scale_lr, runner, auto_scale_lr)
     assert ours == theirs
