@@ -244,6 +244,26 @@ def kill_and_resume(tmp_path, config, name, nproc=1, port=None, kill_iter=8,
     return load_checkpoint(work_dir / final), out
 
 
+def toy_checkpoint(folder, **changes) -> str:
+    """``folder/epoch_1.pth``: a checkpoint of the toy run before any step (model, Lion
+    state, meta), saved by a real Runner, with ``changes`` applied to its state_dict
+    (name -> tensor, or None to drop it)."""
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    runner = toy_runner(folder / 'saved')
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    runner.save_checkpoint(str(folder), 'epoch_1.pth', save_param_scheduler=False)
+    path = folder / 'epoch_1.pth'
+    checkpoint = load(path)
+    for name, value in changes.items():
+        if value is None:
+            checkpoint['state_dict'].pop(name)
+        else:
+            checkpoint['state_dict'][name] = value
+    torch.save(checkpoint, path)
+    return str(path)
+
+
 def toy_runner(work_dir, **cfg_options):
     """A real MMEngine Runner built in this process from the toy config (one process,
     no accumulation, no validation unless ``cfg_options`` say otherwise)."""

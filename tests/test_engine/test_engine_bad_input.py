@@ -6,7 +6,7 @@ import logging
 import torch
 
 from bad_input import Case, bad_input_test
-from helpers import toy_runner
+from helpers import toy_checkpoint, toy_runner
 from mmlion.engine import AtomicLocalBackend
 from mmlion.utils.config_error import ConfigError
 
@@ -32,25 +32,9 @@ def _unmatched_custom_key(ctx, _):
                                    r.getMessage()))
 
 
-def _saved_toy_checkpoint(ctx, **changes):
-    """A checkpoint of the toy run (model, Lion state, meta) with ``changes`` applied
-    to its state_dict: name -> tensor, or None to drop it."""
-    runner = toy_runner(ctx.tmp / 'saved')
-    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
-    runner.save_checkpoint(str(ctx.tmp), 'epoch_1.pth', save_param_scheduler=False)
-    path = ctx.tmp / 'epoch_1.pth'
-    checkpoint = torch.load(path, weights_only=False)
-    for name, value in changes.items():
-        if value is None:
-            checkpoint['state_dict'].pop(name)
-        else:
-            checkpoint['state_dict'][name] = value
-    torch.save(checkpoint, path)
-    return ctx.watch(path)
-
-
 def _nan_weights(ctx):
-    return _saved_toy_checkpoint(ctx, **{'fc1.weight': torch.full((32, 16), float('nan'))})
+    nan = torch.full((32, 16), float('nan'))
+    return ctx.watch(toy_checkpoint(ctx.tmp, **{'fc1.weight': nan}))
 
 
 def _load_from_nan(ctx, path):
@@ -98,7 +82,7 @@ CASES = [
          where='`ConfigCheckHook` as the checkpoint loads, before the first step'),
     Case('resume-other-model', _resume_into_deeper_model, ConfigError,
          ('epoch_1.pth', '2 parameters of this model are not in it', 'fc0.weight',
-          'load_from='), setup=lambda ctx: _saved_toy_checkpoint(ctx),
+          'load_from='), setup=lambda ctx: ctx.watch(toy_checkpoint(ctx.tmp)),
          input='`--resume` into a model with one more layer',
          where='`ConfigCheckHook` as the checkpoint loads, before the optimizer state'),
     Case('save-best-not-a-metric', _save_best_typo, ConfigError,

@@ -5,36 +5,26 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from helpers import toy_runner
+from helpers import toy_checkpoint, toy_runner
 from mmlion.cli import add_config_check_hook
 from mmlion.utils.config_error import ConfigError
 
 CHECKED = dict(custom_hooks=[dict(type='mmlion.ConfigCheckHook')])
 
 
-def _checkpoint(tmp_path, **changes):
-    runner = toy_runner(tmp_path / 'saved')
-    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
-    runner.save_checkpoint(str(tmp_path), 'epoch_1.pth', save_param_scheduler=False)
-    path = tmp_path / 'epoch_1.pth'
-    checkpoint = torch.load(path, weights_only=False)
-    checkpoint['state_dict'].update(changes)
-    torch.save(checkpoint, path)
-    return str(path)
-
-
 def test_only_parameters_are_checked_for_nan_and_inf(tmp_path):
-    path = _checkpoint(tmp_path, **{'bn.running_mean': torch.full((32,), -float('inf'))})
+    path = toy_checkpoint(tmp_path, **{'bn.running_mean': torch.full((32,), -float('inf'))})
     runner = toy_runner(tmp_path / 'run', load_from=path, **CHECKED)
     runner.load_checkpoint(path)  # a buffer: not checked
     assert torch.isinf(runner.model.bn.running_mean).all()
-    path = _checkpoint(tmp_path, **{'fc2.bias': torch.tensor([0.0, float('inf'), 0.0, 0.0])})
+    path = toy_checkpoint(tmp_path / 'inf',
+                          **{'fc2.bias': torch.tensor([0.0, float('inf'), 0.0, 0.0])})
     with pytest.raises(ConfigError, match=r"'fc2.bias' has 1 NaN/Inf values of 4"):
         toy_runner(tmp_path / 'run2', load_from=path, **CHECKED).load_checkpoint(path)
 
 
 def test_a_resume_into_the_same_model_passes(tmp_path):
-    path = _checkpoint(tmp_path)
+    path = toy_checkpoint(tmp_path)
     runner = toy_runner(tmp_path / 'run', resume=True, load_from=path, **CHECKED)
     runner.resume(path)
     assert runner.iter == 0  # the checkpoint was saved before any step
