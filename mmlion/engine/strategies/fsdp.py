@@ -6,9 +6,10 @@ On a machine without a GPU (``mmengine_fixes.without_gpu()``) the model wrapper 
 ``device_id=torch.device('cpu')`` instead of ``LOCAL_RANK``, and full state dicts are
 gathered without ``offload_to_cpu``, with which rank 0 segfaulted at save. It applies
 the workarounds of :mod:`mmlion.engine.mmengine_fixes` that concern it, each only where
-its bug is in the installed code: ``fsdp_clip_local_shards`` (gradient clipping takes the norm over all shards, as DDP's
-clipping does, instead of each rank's own) and ``fsdp_argument_order`` (MMEngine's
-calls of ``FSDP.optim_state_dict_to_load`` get torch's argument order). The process
+its bug is in the installed code: ``fsdp_clip_local_shards`` (gradient clipping takes
+the norm over all shards, as DDP's clipping does, instead of each rank's own) and
+``fsdp_argument_order`` (MMEngine's calls of ``FSDP.optim_state_dict_to_load`` get
+torch's argument order). The process
 group comes from mmlion's ``setup_distributed`` (gloo on CPU), which ``tools/train.py``
 calls before the runner is built.
 """
