@@ -90,7 +90,7 @@ def python_tool(script: str, *args, **kwargs) -> str:
 
 
 _HOLDER = ('import sys, time; from mmlion.cli import hold_work_dir; '
-           'hold_work_dir(sys.argv[1]); print("held", flush=True); time.sleep(120)')
+           'hold_work_dir(sys.argv[1], "none"); print("held", flush=True); time.sleep(120)')
 
 
 def hold_in_subprocess(work_dir) -> subprocess.Popen:

@@ -104,7 +104,7 @@ def main():
     # Fail now, naming the key and value, rather than minutes into the run.
     check_config(cfg)
     add_config_check_hook(cfg)  # and what needs the model, checkpoint or metrics, then
-    hold_work_dir(cfg.work_dir)  # one run per work dir
+    hold_work_dir(cfg.work_dir, args.launcher)  # one run per work dir
     setup_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()

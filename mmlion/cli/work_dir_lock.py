@@ -27,10 +27,16 @@ HOLDER_NAME = '.mmlion-run.json'
 _held: List[int] = []  # this process's lock: open until it exits
 
 
-def hold_work_dir(work_dir: str) -> None:
+# Where each launcher tells a process its global rank, before MMEngine's set-up runs.
+RANK_VARIABLES = {'pytorch': 'RANK', 'slurm': 'SLURM_PROCID', 'mpi': 'OMPI_COMM_WORLD_RANK'}
+
+
+def hold_work_dir(work_dir: str, launcher: str = 'none') -> None:
     """Take ``work_dir``'s lock for this run, or raise :class:`ConfigError` naming the
-    run that holds it. Only global rank 0 of a job takes it."""
-    if int(os.environ.get('RANK', '0')) != 0:
+    run that holds it. Only global rank 0 of a job (as ``launcher`` numbers them)
+    takes it."""
+    variable = RANK_VARIABLES.get(launcher)
+    if variable is not None and int(os.environ.get(variable, '0')) != 0:
         return
     os.makedirs(work_dir, exist_ok=True)
     fd = os.open(osp.join(work_dir, LOCK_NAME), os.O_RDONLY | os.O_CREAT, 0o644)

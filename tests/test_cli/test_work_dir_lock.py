@@ -30,10 +30,15 @@ def test_a_held_work_dir_names_the_holder_and_a_killed_holder_blocks_nothing(
         assert str(work_dir) in message and f'pid {holder.pid}' in message
         started = json.loads((work_dir / work_dir_lock.HOLDER_NAME).read_text())['started']
         assert started in message
+        for launcher, variable in work_dir_lock.RANK_VARIABLES.items():
+            with monkeypatch.context() as patch:
+                patch.setenv(variable, '1')  # rank 1 of a job: rank 0 holds it for all
+                hold_work_dir(str(work_dir), launcher)
+                assert not work_dir_lock._held
         with monkeypatch.context() as patch:
-            patch.setenv('RANK', '1')  # rank 1 of a job: rank 0 holds the lock for it
-            hold_work_dir(str(work_dir))
-            assert not work_dir_lock._held
+            patch.setenv('RANK', '1')  # a plain run in a shell that has RANK set
+            with pytest.raises(ConfigError):
+                hold_work_dir(str(work_dir), 'none')
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
