@@ -10,8 +10,8 @@
 #   OUT=gpu_check_out bash tools/analysis_tools/gpu_check.sh     # on the GPU machine
 #
 # Steps (each with its own time limit; a failed step is reported and the rest still run):
-#   0. mmlion's C++ extension, compiled at first use (the host plan's checks; without a
-#      compiler the rest runs on their Python twins, and the log says so)
+#   0. mmlion's C++ extension, compiled at first use (the step plan's checks; without a
+#      compiler the rest runs without a plan, slower, and the log says so)
 #   1. the Triton kernel's tests on CUDA (not the interpreter), the host plan's tests,
 #      the no-host-sync, graph-capture and side-stream tests
 #   2. the host overhead of the fused step (benchmark_optimizers.py --host-overhead)
