@@ -87,9 +87,11 @@ def _check_optim_wrapper(cfg: Config, optim_wrapper: dict, hooks: List[type]) ->
     if isinstance(paramwise, dict) and issubclass(constructor, DefaultOptimWrapperConstructor):
         # A rule may also set what the optimizer reads from its groups as it steps, or a
         # hook of this config reads from them (mmpretrain's SimSiamHook: 'fix_lr').
-        group_keys = (group_keys or frozenset()).union(
-            *(keys_read(reader, r'(?:param_)?group') or () for reader in [inner, *hooks]))
-        _check_paramwise(paramwise, constructor, group_keys)
+        # Where the optimizer's own settings cannot be read, rules are not checked.
+        if group_keys is not None:
+            group_keys = group_keys.union(*(keys_read(reader, r'(?:param_)?group') or ()
+                                            for reader in [inner, *hooks]))
+        _check_paramwise(paramwise, constructor, group_keys or frozenset())
     clip = optim_wrapper.get('clip_grad')
     if isinstance(clip, dict):
         _check_clip_grad(clip)

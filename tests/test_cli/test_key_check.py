@@ -87,3 +87,26 @@ def test_upstream_configs_pass_or_name_a_real_mistake(package):
             check_config_keys(cfg)
         assert expected in str(info.value)
     assert checked > len(paths) // STRIDE // 2, (checked, len(paths))
+
+
+def test_rules_are_not_checked_where_the_optimizer_declares_nothing(tmp_path):
+    """An optimizer whose settings go through **kwargs: a rule's keys cannot be known,
+    so none is refused (a typo in paramwise_cfg itself still is)."""
+    import torch
+    from mmengine.registry import OPTIMIZERS
+
+    class OpenOptimizer(torch.optim.SGD):
+        def __init__(self, params, **settings):
+            super().__init__(params, lr=settings.pop('lr', 0.1))
+
+    OPTIMIZERS.register_module(name='MmlionTestOpenOptimizer', module=OpenOptimizer)
+    try:
+        cfg = Config(dict(optim_wrapper=dict(
+            optimizer=dict(type='MmlionTestOpenOptimizer', lr=0.1),
+            paramwise_cfg=dict(custom_keys={'head': dict(own_setting=1)}))))
+        check_config_keys(cfg)
+        cfg.optim_wrapper.paramwise_cfg.bias_decay = 0
+        with pytest.raises(ConfigError, match="did you mean 'bias_decay_mult'"):
+            check_config_keys(cfg)
+    finally:
+        OPTIMIZERS.module_dict.pop('MmlionTestOpenOptimizer')
