@@ -135,10 +135,6 @@ def plan_scaling(auto_scale_lr: dict, optimizer, world_size: int, batch_size: in
 MMENGINE_METHODS: Dict[str, Callable] = {}
 
 
-def _mmengine_method(name: str) -> Callable:
-    return MMENGINE_METHODS[name]
-
-
 def _wrappers(optim_wrapper) -> Dict[str, object]:
     from mmengine.optim import OptimWrapperDict
     if isinstance(optim_wrapper, OptimWrapperDict):
@@ -189,7 +185,7 @@ def _enabled(auto_scale_lr) -> bool:
 def runner_scale_lr(self, optim_wrapper, auto_scale_lr: Optional[dict] = None) -> None:
     """``Runner.scale_lr`` with the rule of this module."""
     if _mmengine_decides(auto_scale_lr, optim_wrapper):
-        return _mmengine_method('Runner.scale_lr')(self, optim_wrapper, auto_scale_lr)
+        return MMENGINE_METHODS['Runner.scale_lr'](self, optim_wrapper, auto_scale_lr)
     check_auto_scale_lr(auto_scale_lr)
     if not _enabled(auto_scale_lr):
         return None
@@ -202,7 +198,7 @@ def strategy_scale_lr(self) -> None:
     """``BaseStrategy._scale_lr`` (the FlexibleRunner's) with the rule of this module."""
     auto_scale_lr = self._auto_scale_lr
     if _mmengine_decides(auto_scale_lr, self.optim_wrapper):
-        return _mmengine_method('BaseStrategy._scale_lr')(self)
+        return MMENGINE_METHODS['BaseStrategy._scale_lr'](self)
     check_auto_scale_lr(auto_scale_lr)
     if not _enabled(auto_scale_lr):
         return None

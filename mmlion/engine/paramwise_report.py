@@ -47,8 +47,18 @@ def _kind(module: torch.nn.Module, name: str, param: torch.Tensor) -> str:
     return 'one-dimensional' if param.ndim == 1 else 'other'
 
 
-def _rule_of(full_name: str, keys: List[str]) -> Optional[str]:
-    return next((key for key in keys if key in full_name), None)
+def _rule_of(matched_name: str, keys: List[str]) -> Optional[str]:
+    return next((key for key in keys if key in matched_name), None)
+
+
+def _parameters(model: torch.nn.Module):
+    """(module, name, parameter, the name MMEngine matches ``custom_keys`` against, the
+    full name) for each parameter, in model order. MMEngine matches
+    ``f'{prefix}.{name}'``, which has a leading dot for the model's own parameters."""
+    for prefix, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            yield (module, name, param, f'{prefix}.{name}',
+                   f'{prefix}.{name}' if prefix else name)
 
 
 def _constructor_groups(constructor, model) -> List[dict]:
@@ -82,19 +92,16 @@ def paramwise_rows(model: torch.nn.Module, optim_wrapper_cfg: dict) -> List[Para
     base_lr, base_wd = constructor.base_lr, constructor.base_wd
     keys = sorted(sorted(paramwise.get('custom_keys') or {}), key=len, reverse=True)
     rows: Dict[Tuple[str, float, float], List[str]] = OrderedDict()
-    for module_name, module in model.named_modules():
-        for name, param in module.named_parameters(recurse=False):
-            full_name = f'{module_name}.{name}' if module_name else name
-            group = groups.get(id(param))
-            if group is None:
-                rule, lr_mult, decay_mult = 'frozen or skipped', 0.0, 0.0
-            else:
-                key = _rule_of(f'{module_name}.{name}', keys)
-                rule = f'custom_keys[{key!r}]' if key is not None else _kind(module, name, param)
-                lr_mult = group.get('lr', base_lr) / base_lr if base_lr else 1.0
-                decay_mult = (group.get('weight_decay', base_wd) / base_wd) if base_wd else 1.0
-            rows.setdefault((rule, round(lr_mult, 6), round(decay_mult, 6)), []).append(
-                full_name)
+    for module, name, param, matched_name, full_name in _parameters(model):
+        group = groups.get(id(param))
+        if group is None:
+            rule, lr_mult, decay_mult = 'frozen or skipped', 0.0, 0.0
+        else:
+            key = _rule_of(matched_name, keys)
+            rule = f'custom_keys[{key!r}]' if key is not None else _kind(module, name, param)
+            lr_mult = group.get('lr', base_lr) / base_lr if base_lr else 1.0
+            decay_mult = (group.get('weight_decay', base_wd) / base_wd) if base_wd else 1.0
+        rows.setdefault((rule, round(lr_mult, 6), round(decay_mult, 6)), []).append(full_name)
     return [ParamwiseRow(rule, lr, decay, names) for (rule, lr, decay), names in rows.items()]
 
 
@@ -114,13 +121,12 @@ def format_table(rows: List[ParamwiseRow], optimizer_cfg: dict) -> str:
 def unmatched_rules(model: torch.nn.Module, paramwise_cfg: dict) -> List[str]:
     """A message for each ``custom_keys`` rule that matches no parameter name, with
     the nearest names."""
-    names = [f'{m}.{n}' for m, module in model.named_modules()
-             for n, _ in module.named_parameters(recurse=False)]
+    names = [(matched, full) for *_, matched, full in _parameters(model)]
     messages = []
     for key in (paramwise_cfg or {}).get('custom_keys') or {}:
-        if any(key in name for name in names):
+        if any(key in matched for matched, _ in names):
             continue
-        nearest = _nearest(key, [n.lstrip('.') for n in names])
+        nearest = _nearest(key, [full for _, full in names])
         messages.append(
             f'optim_wrapper.paramwise_cfg.custom_keys[{key!r}] matches no parameter of '
             f'this model, so it changes nothing (MMEngine matches a key as a substring of '

@@ -67,7 +67,8 @@ class ConfigCheckHook(Hook):
         path = self._loaded_path(runner, resuming)
         key = 'resume' if resuming else 'load_from'
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        found = first_nonfinite(state_dict, dict(model.named_parameters()))
+        parameters = [name for name, _ in model.named_parameters()]
+        found = first_nonfinite(state_dict, set(parameters))
         if found is not None:
             name, bad, size = found
             raise ConfigError(
@@ -75,7 +76,7 @@ class ConfigCheckHook(Hook):
                 f'NaN/Inf values of {size}. Training from it would skip or diverge from the '
                 f'first step; pick an earlier checkpoint')
         if resuming:
-            self._check_names(model, state_dict, path)
+            self._check_names(parameters, model.state_dict(), state_dict, path)
 
     @staticmethod
     def _loaded_path(runner, resuming: bool) -> Optional[str]:
@@ -86,9 +87,11 @@ class ConfigCheckHook(Hook):
         return load_from
 
     @staticmethod
-    def _check_names(model, state_dict: dict, path: Optional[str]) -> None:
-        own = model.state_dict()
-        missing = [name for name, _ in model.named_parameters() if name not in state_dict]
+    def _check_names(parameters: List[str], own: dict, state_dict: dict,
+                     path: Optional[str]) -> None:
+        """``parameters`` and ``own`` (the model's names and state dict) against the
+        checkpoint's ``state_dict``."""
+        missing = [name for name in parameters if name not in state_dict]
         extra = [name for name in state_dict if name not in own]
         if not missing and not extra:
             return
