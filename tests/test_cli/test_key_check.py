@@ -110,3 +110,22 @@ def test_rules_are_not_checked_where_the_optimizer_declares_nothing(tmp_path):
             check_config_keys(cfg)
     finally:
         OPTIMIZERS.module_dict.pop('MmlionTestOpenOptimizer')
+
+
+def test_the_cached_reads_equal_reads_afresh():
+    """keys_read and accepted_keywords are cached per class (a source parse each): the
+    cached answers equal the same reads done afresh, for every class a shipped config
+    reaches and a class the cache has not seen."""
+    from mmengine.hooks import LoggerHook
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
+
+    from mmlion.optim import GuardedOptimWrapper
+    classes = [OptimWrapper, AmpOptimWrapper, GuardedOptimWrapper, CheckpointHook, LoggerHook,
+               _Forwards, _Swallows]
+    for _ in range(2):  # the first round fills the caches, the second reads them
+        for cls in classes:
+            assert accepted_keywords(cls) == accepted_keywords.__wrapped__(cls)
+        for consumer, name in [(DefaultOptimWrapperConstructor, 'paramwise_cfg'),
+                               (DefaultOptimWrapperConstructor, r'custom_keys\[\s*\w+\s*\]'),
+                               (_Swallows, 'paramwise_cfg')]:
+            assert keys_read(consumer, name) == keys_read.__wrapped__(consumer, name)
