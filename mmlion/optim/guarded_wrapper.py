@@ -7,11 +7,13 @@ way ``AmpOptimWrapper`` puts its GradScaler there: gradient accumulation, clippi
 the Runner's checkpoints work unchanged. With ``clip_grad`` (norm) the guard reads the
 total norm that clipping computes anyway, so it costs no extra pass; without it, one
 read of the gradients. All ranks decide together. ``mmlion.GuardedAmpOptimWrapper``
-is the same on top of ``AmpOptimWrapper``: there the GradScaler skips non-finite steps
-itself (it must see them to lower the loss scale) and the guard counts them and stops
-after too many in a row. ``tools/train.py --amp`` picks it for a guarded config.
+is the same on top of ``AmpOptimWrapper``: the GradScaler unscales, the guard decides
+(an overflow is a non-finite gradient like any other), and the scaler lowers its scale
+after a skipped step as it always does. ``tools/train.py --amp`` picks it for a
+guarded config.
 """
-from typing import Optional
+import functools
+from typing import Callable, Optional
 
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
@@ -55,24 +57,21 @@ class _NonFiniteGuardMixin:
         self._param_names = {id(p): n for n, p in model.named_parameters()}
         super().initialize_count_status(model, init_counts, max_counts)
 
-    def _guarded_step(self, **kwargs) -> None:
-        """Clip (if set), decide on every rank alike, then step or skip."""
+    def _guarded_step(self, take_step: Callable, **kwargs) -> None:
+        """Clip (if set), then through the guard's one door: ``take_step(**kwargs)`` where
+        every rank's gradients are finite, nothing where some are not."""
         self._clip_result = None
         if self.clip_grad_kwargs:
             self._clip_grad()
         params = [p for g in self.optimizer.param_groups for p in g['params']
                   if p.grad is not None]
-        grads = [p.grad for p in params]
         guards_on_device = getattr(self.optimizer, 'guards_on_device', None)
-        if params and guards_on_device is not None and guards_on_device():
-            # The fused GPU step skips on the verdict as a device flag: no host sync.
-            skip = self.nonfinite_guard.skip_flag_on_device(
-                grads, self.max_consecutive_skips, norm=self._clip_result)
-            self.optimizer.step(skip_if=skip, **kwargs)
-        elif self.nonfinite_guard.should_step(
-                grads, self.max_consecutive_skips, norm=self._clip_result,
-                describe=lambda i: self._param_names.get(id(params[i]), 'a parameter')):
-            self.optimizer.step(**kwargs)
+        self.nonfinite_guard.step_if_finite(
+            functools.partial(take_step, **kwargs), [p.grad for p in params],
+            self.max_consecutive_skips,
+            on_device=guards_on_device is not None and guards_on_device(),
+            norm=self._clip_result,
+            describe=lambda i: self._param_names.get(id(params[i]), 'a parameter'))
         self._log_skips()
 
     def _log_skips(self) -> None:
@@ -108,28 +107,25 @@ class GuardedOptimWrapper(_NonFiniteGuardMixin, OptimWrapper):
     """
 
     def step(self, **kwargs) -> None:
-        self._guarded_step(**kwargs)
+        self._guarded_step(self.optimizer.step, **kwargs)
 
 
 @OPTIM_WRAPPERS.register_module()
 class GuardedAmpOptimWrapper(_NonFiniteGuardMixin, AmpOptimWrapper):
-    """``AmpOptimWrapper`` with the non-finite guard's counting and limit.
+    """``AmpOptimWrapper`` with the non-finite guard.
 
-    With a dynamic loss scale the GradScaler skips non-finite steps itself (and
-    lowers the scale); the guard counts those skips, logs them, and raises after
-    ``max_consecutive_skips`` in a row. Where the scaler is disabled it guards the
-    step as :class:`GuardedOptimWrapper` does.
+    The GradScaler unscales the gradients first (so that clipping and the guard read
+    them as they are), then the guard decides as in :class:`GuardedOptimWrapper`: a step
+    whose gradients hold a NaN or an Inf, an fp16 overflow included, is skipped, counted
+    and logged, and ``max_consecutive_skips`` in a row raise; the scaler lowers its
+    dynamic scale after such a step as it always does. (A static ``loss_scale``
+    overflowing is counted too.)
     """
 
     def step(self, **kwargs) -> None:
         if not self.loss_scaler.is_enabled():
-            self._guarded_step(**kwargs)
+            self._guarded_step(self.optimizer.step, **kwargs)
             return
-        scale = self.loss_scaler.get_scale()
-        super().step(**kwargs)
-        if self.loss_scaler.get_scale() < scale:  # the scaler backs off on inf/NaN only
-            self.nonfinite_guard.record_skip(self.max_consecutive_skips,
-                                             ' (found by the GradScaler)')
-        else:
-            self.nonfinite_guard.record_step()
-        self._log_skips()
+        self.loss_scaler.unscale_(self.optimizer)
+        self._guarded_step(functools.partial(self.loss_scaler.step, self.optimizer), **kwargs)
+        self.loss_scaler.update(self._scale_update_param)

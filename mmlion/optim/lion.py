@@ -4,14 +4,18 @@ The update follows the reference implementation in google/automl (``lion_pytorch
 step for step: decay the weight, step by the sign of an interpolation of momentum and
 gradient, then update the momentum. The layout follows ``torch/optim/adamw.py``: the
 :class:`Lion` class keeps every setting in its param groups and gathers tensors in
-``_init_group``, :func:`lion` picks an implementation once (asking
-:mod:`.implementation`, as everything that must agree with it does), and
-``_single_tensor_lion``, ``_multi_tensor_lion`` and ``_fused_lion`` share one
-keyword-only signature. Argument and state-dict checks live in :mod:`.validation`.
+``_init_group``; the update itself, one function per implementation sharing one
+keyword-only signature, is in :mod:`.functional`; which one runs is decided in
+:mod:`.implementation`. Argument and state-dict checks live in :mod:`.validation`.
+
 Unlike torch's optimizers, the class batches tensors across param groups whose
 hyperparameters are equal, because MMEngine's ``paramwise_cfg`` makes one group per
-parameter.
+parameter, and it decides each batch's implementation once, when it builds its step
+plan (:mod:`.step_plan`). From :meth:`Lion.step` to the math: ``step`` -> ``_update``
+-> the chosen implementation -> ``multi_tensor_lion`` (or the C++ or Triton kernel's
+launcher).
 """
+import functools
 import warnings
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -19,11 +23,10 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer
 
-from mmlion.ops import lion_cpu, lion_triton
-from mmlion.ops.common import as_real, as_scalar, decay_factor, layout_key
+from mmlion.ops import lion_triton
 from mmlion.utils import versions
-from .dtensor import DTensor, local_shards
-from .implementation import Implementation, resolve, torch_default
+from .dtensor import DTensor
+from .implementation import choose, hands_amp_scaling_to_step, reads_flags_on_device
 from .nonfinite import NonFiniteGuard
 from .step_plan import Bucket, StepPlan
 from .validation import (DEFAULTS, RUN_OPTIONS, check_group_keys, check_initial_lr,
@@ -149,6 +152,7 @@ class Lion(Optimizer):
         except ValueError:
             self.param_groups.pop()
             raise
+        self._decide_step_hand_overs()
 
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__(), nonfinite_guard=self.nonfinite_guard)
@@ -166,13 +170,15 @@ class Lion(Optimizer):
         for group in self.param_groups:
             for key, value in DEFAULTS.items():
                 group.setdefault(key, value)
+        self._decide_step_hand_overs()
 
-    @property
-    def _step_supports_amp_scaling(self) -> bool:
-        """Whether a GradScaler hands this step its ``grad_scale`` and ``found_inf``
-        instead of unscaling itself: when every group asked for the fused
-        implementation, as for torch's fused AdamW."""
-        return self._fused_implementation() is not None
+    def _decide_step_hand_overs(self) -> None:
+        """What a GradScaler and a guard ask before each step, decided as groups are added
+        (:mod:`.implementation`): whether the scaler hands the step its ``grad_scale``
+        and ``found_inf`` (torch's name for it), and whether the guard hands it a device
+        flag. Every implementation honours both ways: these choose the faster one."""
+        self._step_supports_amp_scaling = hands_amp_scaling_to_step(self.param_groups)
+        self._reads_flags_on_device = reads_flags_on_device(self.param_groups)
 
     def state_dict(self) -> dict:
         """torch's state dict, with ``state_dtype`` as its name ('bfloat16'): only
@@ -244,31 +250,39 @@ class Lion(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        first = self.param_groups[0]
         # Set by a GradScaler for this step when _step_supports_amp_scaling (fused=True).
         grad_scale = getattr(self, 'grad_scale', None)
         found_inf = getattr(self, 'found_inf', None)
         if skip_if is not None:
             found_inf = skip_if if found_inf is None else (found_inf != 0) | (skip_if != 0)
-        if first['skip_nonfinite']:
-            located = self._located_grads()
-            if located and self.guards_on_device():
-                found_inf = self.nonfinite_guard.skip_flag_on_device(
-                    [p.grad for _, p in located], first['max_consecutive_skips'],
-                    found_inf=found_inf)
-            elif found_inf is not None and bool(found_inf):
-                return loss  # the GradScaler's overflow, not the guard's to count
-            elif not self._guard_allows_step(located, first['max_consecutive_skips']):
-                return loss
+        first = self.param_groups[0]
+        if not first['skip_nonfinite']:
+            self._update(grad_scale, found_inf)
+            return loss
+        located = self._located_grads()
+
+        def describe(position: int) -> str:
+            index, p = located[position]
+            return f'param group {index}, parameter of shape {tuple(p.shape)}'
+
+        self.nonfinite_guard.step_if_finite(
+            functools.partial(self._update, grad_scale), [p.grad for _, p in located],
+            first['max_consecutive_skips'], on_device=self._reads_flags_on_device,
+            overflow=found_inf, describe=describe)
+        return loss
+
+    def _update(self, grad_scale: Optional[Tensor] = None,
+                skip_if: Optional[Tensor] = None) -> None:
+        """The update over every bucket, each by the implementation chosen for it when
+        the plan was built. ``skip_if``: a flag that, nonzero, makes it change nothing."""
         plan = self._step_plan
         buckets = plan.reuse(self.param_groups, self.state) if plan is not None else None
         if buckets is None:  # (the plan holds no sparse gradient: _init_group refuses them)
             buckets = self._plan_buckets()
         self._check_step_values(buckets)
-        for bucket in _refusals_first(buckets):
-            lion(bucket.params, bucket.grads, bucket.exp_avgs, **bucket.hyperparameters,
-                 grad_scale=grad_scale, found_inf=found_inf, host_plan=bucket.host_plan)
-        return loss
+        for bucket in buckets:
+            bucket.run(bucket.params, bucket.grads, bucket.exp_avgs, **bucket.hyperparameters,
+                       grad_scale=grad_scale, found_inf=skip_if, host_plan=bucket.host_plan)
 
     def _check_step_values(self, buckets: List[Bucket]) -> None:
         """Each bucket's lr, betas and weight decay, as this step is about to read them,
@@ -302,37 +316,25 @@ class Lion(Optimizer):
             members[key].append(index)
             self._init_group(group, index, bucket)
         keys = [key for key, bucket in buckets.items() if bucket[0]]
+        # Each bucket's implementation, all decided (and any refused) before any runs.
+        runs = [choose(*buckets[k][:3], foreach=self.param_groups[members[k][0]]['foreach'],
+                       fused=self.param_groups[members[k][0]]['fused']).run for k in keys]
         plan = self._step_plan = StepPlan.record(
             self.param_groups, self.state, [members[k] for k in keys],
-            [(buckets[k][0], buckets[k][2]) for k in keys], _hyperparameters,
+            [(buckets[k][0], buckets[k][2], run) for k, run in zip(keys, runs)],
+            _hyperparameters,
             fixed_keys=tuple(k for k, how in STEP_KEYS.items() if how is FIXED),
             scheduled_keys=tuple(k for k, how in STEP_KEYS.items() if how is SCHEDULED))
         host_plans = plan.host_plans() if plan is not None else [None] * len(keys)
-        return [Bucket(members[k][0], *buckets[k], host_plan)
-                for k, host_plan in zip(keys, host_plans)]
-
-    def _fused_implementation(self) -> Optional[Implementation]:
-        """The implementation (:mod:`.implementation`) when every group asked for
-        ``fused=True`` and they all resolve alike, else None; a group without it answers
-        at once (this runs every step, over thousands of paramwise groups)."""
-        if not all(group['fused'] for group in self.param_groups):
-            return None
-        found = None
-        for group in self.param_groups:
-            if not group['params']:
-                continue
-            resolved = resolve(group['params'][0].device, group['foreach'], group['fused'])
-            if found is not None and resolved != found:
-                return None
-            found = resolved
-        return found
+        return [Bucket(members[k][0], *buckets[k], host_plan, run)
+                for k, host_plan, run in zip(keys, host_plans, runs)]
 
     def guards_on_device(self) -> bool:
-        """True when the step runs the fused GPU kernel, which skips on a flag on the
+        """True when every step runs the fused GPU kernel, which skips on a flag on the
         device: a guard then hands it its verdict as ``step(skip_if=flag)`` instead of
-        deciding on the host (no sync)."""
-        implementation = self._fused_implementation()
-        return implementation is not None and implementation.on_device
+        deciding on the host (no sync). Decided as groups are added
+        (:func:`.implementation.reads_flags_on_device`)."""
+        return self._reads_flags_on_device
 
     def _located_grads(self) -> List[tuple]:
         """(group index, parameter) for every parameter with a gradient; a sparse
@@ -343,28 +345,6 @@ class Lion(Optimizer):
             if p.grad.is_sparse:
                 raise RuntimeError(sparse_grad_message(self.param_groups[index], index, p))
         return located
-
-    def _guard_allows_step(self, located: List[tuple],
-                           max_consecutive_skips: Optional[int]) -> bool:
-        """The non-finite guard over every gradient, before any state is touched."""
-        def describe(position: int) -> str:
-            index, p = located[position]
-            return f'param group {index}, parameter of shape {tuple(p.shape)}'
-
-        return self.nonfinite_guard.should_step([p.grad for _, p in located],
-                                                max_consecutive_skips, describe=describe)
-
-
-def _refusals_first(buckets: List[Bucket]) -> List[Bucket]:
-    """The buckets in the order that makes a refused step touch nothing: ``fused=True``
-    raises on tensors its kernel cannot address (a lazy conjugate or negative view, a
-    subclass), after checking a bucket but before writing it, so the buckets holding such
-    tensors go first. Buckets hold disjoint parameters: their order changes no result."""
-    if len(buckets) < 2 or not any(b.hyperparameters['fused'] for b in buckets):
-        return buckets
-    return sorted(buckets, key=lambda b: not b.hyperparameters['fused'] or
-                  layout_key(b.params, b.grads, b.exp_avgs) is not None)
-
 
 def check_installed_versions(group: dict) -> None:
     """Refuse, at construction, what the installed torch or Triton cannot do with this
@@ -403,8 +383,7 @@ def _hyperparameters(group: dict) -> dict:
     return dict(lr=group['lr'], beta1=beta1, beta2=beta2, weight_decay=group['weight_decay'],
                 initial_lr=(group.get('initial_lr', group['lr']) if group['decoupled_weight_decay']
                             else None),
-                maximize=group['maximize'], cautious=group['cautious'],
-                foreach=group['foreach'], fused=group['fused'])
+                maximize=group['maximize'], cautious=group['cautious'])
 
 
 def _bucket_key(group: dict) -> tuple:
@@ -430,136 +409,6 @@ def _hashable(value):
     except TypeError:
         return (object, id(value))
     return value
-
-
-def _opmath(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def _apply_caution_(update: Tensor, grad: Tensor) -> None:
-    """Zero the update where its sign disagrees with the gradient and rescale the
-    rest by 1 / max(mean(mask), 1e-3), as timm does (the fused kernel does the same)."""
-    mask = (update * grad > 0).to(update.dtype)
-    mask.div_(mask.mean().clamp_(min=1e-3))
-    update.mul_(mask)
-
-
-def _single_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
-                        lr: Union[float, Tensor], beta1: float, beta2: float,
-                        weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
-    lr, initial_lr = as_scalar(lr), as_scalar(initial_lr)
-    decay = decay_factor(lr, weight_decay, initial_lr)
-    for param, grad, exp_avg in zip(params, grads, exp_avgs):
-        if param.is_complex():
-            param, grad, exp_avg = (torch.view_as_real(param), torch.view_as_real(grad),
-                                    torch.view_as_real(exp_avg))
-        if maximize:
-            grad = -grad
-        opmath = _opmath(param.dtype)
-        # ``.to`` returns the tensor itself when it is already in op-math precision,
-        # so the in-place updates below land directly in the parameter and state.
-        p, g, m = param.to(opmath), grad.to(opmath), exp_avg.to(opmath)
-        # stepweight decay
-        p.mul_(decay)
-        # weight update
-        update = m.mul(beta1).add_(g, alpha=1 - beta1).sign_()
-        if cautious:
-            _apply_caution_(update, g)
-        if isinstance(lr, Tensor):
-            p.sub_(update.mul_(lr))
-        else:
-            p.add_(update, alpha=-lr)
-        # decay the momentum running average coefficient
-        m.mul_(beta2).add_(g, alpha=1 - beta2)
-        if p is not param:
-            param.copy_(p)
-        if m is not exp_avg:
-            exp_avg.copy_(m)
-
-
-def _multi_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
-                       lr: Union[float, Tensor], beta1: float, beta2: float,
-                       weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
-    lr, initial_lr = as_scalar(lr), as_scalar(initial_lr)
-    decay = decay_factor(lr, weight_decay, initial_lr)
-    params, grads, exp_avgs = as_real(params, grads, exp_avgs)
-    for dtype, (ps, gs, ms) in _group_by_device_and_dtypes(params, grads, exp_avgs):
-        opmath = _opmath(dtype)
-        if maximize:
-            gs = torch._foreach_neg(gs)
-        # Low-precision params and state (bf16 exp_avg) compute in op-math copies.
-        p32 = ps if dtype == opmath else [t.to(opmath) for t in ps]
-        g32 = gs if dtype == opmath else [t.to(opmath) for t in gs]
-        m32 = [t.to(opmath) for t in ms]
-        # stepweight decay
-        if isinstance(decay, Tensor) or decay != 1:
-            torch._foreach_mul_(p32, decay)
-        # weight update
-        updates = torch._foreach_mul(m32, beta1)
-        torch._foreach_add_(updates, g32, alpha=1 - beta1)
-        torch._foreach_sign_(updates)
-        if cautious:
-            for update, g in zip(updates, g32):
-                _apply_caution_(update, g)
-        if isinstance(lr, Tensor):
-            torch._foreach_mul_(updates, lr)
-            torch._foreach_sub_(p32, updates)
-        else:
-            torch._foreach_add_(p32, updates, alpha=-lr)
-        # decay the momentum running average coefficient
-        torch._foreach_mul_(m32, beta2)
-        torch._foreach_add_(m32, g32, alpha=1 - beta2)
-        if p32 is not ps:
-            torch._foreach_copy_(ps, p32)
-        for m, m_opmath in zip(ms, m32):
-            if m_opmath is not m:
-                m.copy_(m_opmath)
-
-
-def _group_by_device_and_dtypes(params: List[Tensor], grads: List[Tensor],
-                                exp_avgs: List[Tensor]) -> List[tuple]:
-    """``(param dtype, (params, grads, exp_avgs))`` per device, param dtype and state
-    dtype: each foreach call then sees one dtype per list. (torch's private
-    ``_group_tensors_by_device_and_dtype`` refuses lists whose dtypes differ by index,
-    as bf16 state beside fp32 params does, before torch 2.2.)"""
-    groups: Dict[tuple, tuple] = {}
-    for p, g, m in zip(params, grads, exp_avgs):
-        key = (p.device, p.dtype, m.dtype)
-        lists = groups.get(key)
-        if lists is None:
-            lists = groups[key] = ([], [], [])
-        lists[0].append(p)
-        lists[1].append(g)
-        lists[2].append(m)
-    return [(key[1], lists) for key, lists in groups.items()]
-
-
-def _fused_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
-                lr: Union[float, Tensor], beta1: float, beta2: float, weight_decay: float,
-                initial_lr, maximize: bool, cautious: bool) -> bool:
-    """The C++ kernel over the whole list (the Triton one is called from :func:`lion`,
-    which hands it the GradScaler's flags); it handles mixed dtypes, complex and
-    non-contiguous CPU tensors itself. False, having touched nothing, when it cannot
-    take one of the tensors."""
-    if not lion_cpu.available():
-        raise RuntimeError(f'fused=True needs the compiled mmlion kernel, which is not '
-                           f'available: {lion_cpu.load_error()}')
-    return lion_cpu.fused_lion_(params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2,
-                                weight_decay=weight_decay, initial_lr=initial_lr,
-                                maximize=maximize, cautious=cautious)
-
-
-def _unscale_or_skip(grads: List[Tensor], grad_scale: Optional[Tensor],
-                     found_inf: Optional[Tensor]) -> bool:
-    """GradScaler's contract with optimizers that take its ``grad_scale`` and
-    ``found_inf`` (``_step_supports_amp_scaling``), for the implementations that do
-    not read them on the device: False (skip) when ``found_inf`` is set, else the
-    gradients unscaled in place, as ``GradScaler.unscale_`` leaves them."""
-    if found_inf is not None and bool(found_inf):
-        return False
-    if grad_scale is not None:
-        torch._foreach_div_(grads, grad_scale.reshape(()))
-    return True
 
 
 def lion(params: List[Tensor],
@@ -588,29 +437,9 @@ def lion(params: List[Tensor],
     dict a caller keeps for the same lists across steps, where the GPU kernel keeps its
     checks and pointer tables (:func:`mmlion.ops.lion_triton.fused_lion_`).
     """
-    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
-                 initial_lr=initial_lr, maximize=maximize, cautious=cautious)
     if not params:
         return
-    if isinstance(params[0], DTensor):
-        params, grads, exp_avgs = local_shards(params, grads, exp_avgs, cautious)
-    implementation = resolve(params[0].device, foreach, fused, params)
-    if implementation.on_device:
-        lion_triton.fused_lion_(params, grads, exp_avgs, **hyper,
-                                grad_scale=grad_scale, found_inf=found_inf,
-                                host_plan=host_plan)
-        return
-    if (grad_scale is not None or found_inf is not None) and not _unscale_or_skip(
-            grads, grad_scale, found_inf):
-        return
-    if implementation.name == 'fused':
-        if _fused_lion(params, grads, exp_avgs, **hyper):
-            return
-        if not implementation.automatic:
-            untaken = lion_cpu.describe_untaken([*params, *grads, *exp_avgs])
-            raise RuntimeError(f'fused=True: mmlion has fused kernels for plain CPU tensors '
-                               f'and (with Triton) CUDA tensors, got {untaken}; use '
-                               f'foreach=True')
-        implementation = torch_default(params)  # the automatic choice, handed back
-    func = _multi_tensor_lion if implementation.name == 'foreach' else _single_tensor_lion
-    func(params, grads, exp_avgs, **hyper)
+    choose(params, grads, exp_avgs, foreach, fused).run(
+        params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+        initial_lr=initial_lr, maximize=maximize, cautious=cautious, grad_scale=grad_scale,
+        found_inf=found_inf, host_plan=host_plan)

@@ -13,12 +13,16 @@ for good. :class:`NonFiniteGuard` decides, before a step, whether to take it:
 3. the guard counts the skip, logs it, and raises ``FloatingPointError`` after
    ``max_consecutive_skips`` skips in a row.
 
-One switch per audience turns it on: ``mmlion.GuardedOptimWrapper`` in MMEngine
-configs (any optimizer), ``Lion(skip_nonfinite=True)`` in plain PyTorch. Whoever owns
-the guard keeps its counts under one key of its state dict, :data:`STATE_KEY`. Where
-the step runs the fused GPU kernel, the guard hands its verdict to the kernel as a flag
-on the device (:meth:`NonFiniteGuard.skip_flag_on_device`) instead of deciding on the
-host, whichever switch turned it on.
+Everything reaches it through one door, :meth:`NonFiniteGuard.step_if_finite`, which
+decides, counts and takes (or skips) the step; its counts enter and leave a state dict
+through :meth:`NonFiniteGuard.save_into` and :meth:`NonFiniteGuard.load_from` only.
+
+One switch per audience turns it on: ``mmlion.GuardedOptimWrapper`` (and
+``GuardedAmpOptimWrapper``) in MMEngine configs (any optimizer), ``Lion(skip_nonfinite=
+True)`` in plain PyTorch; each owns a guard and keeps its counts under one key of its
+state dict, :data:`STATE_KEY`. Where the step runs the fused GPU kernel, the guard hands
+its verdict to the kernel as a flag on the device instead of deciding on the host,
+whichever switch turned it on.
 """
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -125,27 +129,43 @@ class NonFiniteGuard:
         self.owner = owner
         self.skipped = 0        # steps skipped in total
         self.consecutive = 0    # steps skipped since the last good one
-        # On the device (skip_flag_on_device): skipped, consecutive, longest run.
+        # On the device (_skip_flag_on_device): skipped, consecutive, longest run.
         self._device_counts: Optional[Tensor] = None
         self._in_flight: Optional[_HostCopy] = None
 
-    def should_step(self, grads: Sequence[Tensor], max_consecutive: Optional[int] = 10,
-                    norm: Optional[Tensor] = None,
-                    describe: Optional[Callable[[int], str]] = None) -> bool:
-        """Decide, on every rank alike, whether the step over ``grads`` may be taken.
+    def step_if_finite(self, take_step: Callable, grads: Sequence[Tensor],
+                       max_consecutive: Optional[int] = 10, *, on_device: bool = False,
+                       overflow: Optional[Tensor] = None, norm: Optional[Tensor] = None,
+                       describe: Optional[Callable[[int], str]] = None):
+        """The guard's one door: decide, on every rank alike, whether the step over
+        ``grads`` may be taken, count the verdict, and take the step accordingly.
 
-        ``norm``: the total gradient norm, where clipping computed it; non-finite
-        exactly when some gradient is, so the gradients need not be read again.
-        ``describe(i)`` names ``grads[i]`` in the log when it is the bad one.
+        * ``on_device`` (the step runs the fused GPU kernel, which reads a skip flag on
+          the device): ``take_step(skip_if=flag)``, with no host sync; the counts stay on
+          the device and reach the host a step or two later.
+        * otherwise the host decides: ``take_step()`` when no gradient is NaN or Inf on
+          any rank; nothing, counted and logged, when one is.
+
+        ``overflow``: a GradScaler's ``found_inf`` for this step, which skips the step
+        too but is not counted (an overflow is the scaler's to handle). ``norm``: the
+        total gradient norm, where clipping computed it; non-finite exactly when some
+        gradient is, so the gradients need not be read again. ``describe(i)`` names
+        ``grads[i]`` in the log when it is the bad one. Returns what ``take_step``
+        returned, or None for a step not taken.
         """
+        if on_device and grads:
+            return take_step(skip_if=self._skip_flag_on_device(grads, max_consecutive,
+                                                               overflow, norm))
+        if overflow is not None and bool(overflow):
+            return None
         self.flush()
         local = (~torch.isfinite(norm.detach()).all() if norm is not None
                  else found_nonfinite(grads))
         if not agree_across_ranks(local):
-            self.record_step()
-            return True
-        self.record_skip(max_consecutive, self._where(grads, describe))
-        return False
+            self.consecutive = 0
+            return take_step()
+        self._record_skip(max_consecutive, self._where(grads, describe))
+        return None
 
     @staticmethod
     def _where(grads: Sequence[Tensor], describe: Optional[Callable[[int], str]]) -> str:
@@ -154,8 +174,8 @@ class NonFiniteGuard:
         first = next((i for i, g in enumerate(grads) if not all_finite([g])), None)
         return f' (first in {describe(first)})' if first is not None else ' (on another rank)'
 
-    def record_skip(self, max_consecutive: Optional[int] = 10, where: str = '') -> None:
-        """Count a skipped step (decided here or, under AMP, by the GradScaler)."""
+    def _record_skip(self, max_consecutive: Optional[int], where: str) -> None:
+        """Count and log a skipped step; raise after ``max_consecutive`` in a row."""
         self.skipped += 1
         self.consecutive += 1
         print_log(
@@ -170,20 +190,15 @@ class NonFiniteGuard:
                 f'optimizer state are those from before the first of these steps{where}. '
                 f'Lower the learning rate, add gradient clipping or check the data.')
 
-    def record_step(self) -> None:
-        self.consecutive = 0
-
     # -- the guard without a host sync (the fused GPU step) ---------------------------
-    def skip_flag_on_device(self, grads: Sequence[Tensor], max_consecutive: Optional[int] = 10,
-                            found_inf: Optional[Tensor] = None,
-                            norm: Optional[Tensor] = None) -> Tensor:
+    def _skip_flag_on_device(self, grads: Sequence[Tensor], max_consecutive: Optional[int],
+                             found_inf: Optional[Tensor], norm: Optional[Tensor]) -> Tensor:
         """The guard's verdict as a flag on the device, for a kernel that skips on it,
         with no host sync: the ranks agree by an all-reduce, the counts stay on the
         device, and a copy of them reaches the host without waiting. The log line and
         ``max_consecutive`` are applied from that copy when it has arrived (a step or
         two later on a GPU, at once on the CPU). A GradScaler's ``found_inf`` skips the
-        step too, but is not counted: an overflow is the scaler's to handle. ``norm``:
-        as for :meth:`should_step`."""
+        step too, but is not counted."""
         local = (~torch.isfinite(norm.detach()).all() if norm is not None
                  else found_nonfinite(grads))
         found = any_rank(local)

@@ -23,7 +23,11 @@ Tensors are compared by identity plus what building the buckets read from them:
   changing every lr alike keeps the buckets; the values are read afresh each step);
 * the same momenta in the optimizer's state, each held by the same parameter, each of
   the dtype recorded (a momentum cast back to ``state_dtype`` is a new one);
-* the same parameters with gradients, all strided.
+* the same parameters with gradients, all strided;
+* for each parameter, gradient and momentum, the same answer to "does the C++ kernel
+  take it?", on which the choice of each bucket's implementation rests (the devices
+  follow from the parameters): the plan keeps each bucket's chosen function, and the
+  step calls it.
 
 What the kernels read from the tensors (addresses, sizes, strides, dtypes) is read
 afresh by each step, except by the Triton kernel's own host plan, which keys its pointer
@@ -52,6 +56,7 @@ class Bucket(NamedTuple):
     exp_avgs: List[Tensor]
     hyperparameters: dict  # lion()'s keyword arguments, read from the leader
     host_plan: Optional[dict]  # the GPU kernel's own plan for these lists
+    run: Callable          # the implementation chosen for these lists (.implementation)
 
 
 def _picker(indices: List[int]) -> Callable[[list], tuple]:
@@ -64,7 +69,7 @@ class StepPlan:
 
     def __init__(self, check, buckets: List[tuple], hyperparameters: Callable[[dict], dict]):
         self.check = check
-        self.buckets = buckets  # (leader, params, exp_avgs, gradient picker, host plan)
+        self.buckets = buckets  # (leader, params, exp_avgs, gradient picker, host plan, run)
         self.hyperparameters = hyperparameters
 
     @classmethod
@@ -74,8 +79,8 @@ class StepPlan:
                ) -> Optional['StepPlan']:
         """The plan of the step just built, or None where there can be none (no C++
         extension, or a value the check cannot compare). ``members``: each bucket's group
-        indices (increasing); ``lists``: each bucket's (params, exp_avgs) as the step built
-        them; ``hyperparameters``: what :func:`lion` takes from a group; ``fixed_keys``
+        indices (increasing); ``lists``: each bucket's (params, exp_avgs, implementation's
+        run) as the step built and chose them; ``hyperparameters``: what :func:`lion` takes from a group; ``fixed_keys``
         and ``scheduled_keys``: the group keys the step reads (``Lion``'s ``STEP_KEYS``)."""
         compiled = CPU.get()
         if compiled is None:
@@ -94,13 +99,13 @@ class StepPlan:
                               if p.grad is not None])
             start += len(group['params'])
         buckets = [(indices[0], params, exp_avgs,
-                    _picker(list(chain.from_iterable(with_grad[g] for g in indices))), {})
-                   for indices, (params, exp_avgs) in zip(members, lists)]
+                    _picker(list(chain.from_iterable(with_grad[g] for g in indices))), {}, run)
+                   for indices, (params, exp_avgs, run) in zip(members, lists)]
         return cls(check, buckets, hyperparameters)
 
     def host_plans(self) -> List[dict]:
         """Each bucket's dict for the GPU kernel's own host plan (lion()'s host_plan)."""
-        return [bucket[-1] for bucket in self.buckets]
+        return [bucket[4] for bucket in self.buckets]
 
     def reuse(self, param_groups: List[dict], state: dict) -> Optional[List[Bucket]]:
         """This step's buckets, or None when the plan no longer holds: one check over
@@ -109,5 +114,5 @@ class StepPlan:
         if grads is None:
             return None
         return [Bucket(leader, params, list(pick(grads)), exp_avgs,
-                       self.hyperparameters(param_groups[leader]), host_plan)
-                for leader, params, exp_avgs, pick, host_plan in self.buckets]
+                       self.hyperparameters(param_groups[leader]), host_plan, run)
+                for leader, params, exp_avgs, pick, host_plan, run in self.buckets]

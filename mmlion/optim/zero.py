@@ -2,11 +2,10 @@
 
 MMEngine 0.10.7's ``ZeroRedundancyOptimizer`` finds its inner optimizer with
 ``getattr(torch.optim, optimizer_type)``, so it cannot shard Lion (or anything
-else from a registry), and it deadlocks at the first checkpoint: only rank 0
-calls ``state_dict()``, which runs a collective. This one builds the inner
-optimizer from MMEngine's ``OPTIMIZERS`` registry, and leaves the collective to
-:class:`~mmlion.engine.ResumableCheckpointHook`, which calls
-``consolidate_state_dict`` on every rank before rank 0 saves.
+else from a registry). This one builds the inner optimizer from MMEngine's
+``OPTIMIZERS`` registry. Its ``state_dict()`` is, as MMEngine's and as FSDP's, a
+collective that every rank calls (MMEngine's Runner does, for every checkpoint): it
+gathers the shards on rank 0, so MMEngine's own ``CheckpointHook`` saves it.
 
 Each rank keeps the optimizer state of its shard only: for Lion, 4 bytes per
 parameter divided by the number of ranks. Lion's update is elementwise, so the
@@ -14,12 +13,10 @@ parameters equal plain DDP + Lion bit for bit.
 
 To skip steps with non-finite gradients, wrap it as any optimizer is wrapped:
 ``optim_wrapper=dict(type='mmlion.GuardedOptimWrapper', optimizer=dict(
-type='mmlion.ZeroRedundancyOptimizer', ...))``. Its own ``skip_nonfinite`` is deprecated:
-it is handed to the inner optimizer (Lion guards its shard, the ranks agree), whose
-counts this optimizer's state dict carries.
+type='mmlion.ZeroRedundancyOptimizer', ...))``. Its own ``skip_nonfinite``, deprecated
+in 0.4, is now refused with that advice; a checkpoint saved with it resumes under the
+wrapper, which takes over its counts.
 """
-import inspect
-import warnings
 from typing import Optional
 
 import torch.distributed as dist
@@ -40,10 +37,9 @@ class ZeroRedundancyOptimizer(TorchZero):
         optimizer_type (str | type): A name in MMEngine's ``OPTIMIZERS``
             registry (``'Lion'``, ``'AdamW'``, ``'mmlion.Lion'``) or a class.
             Defaults to ``'Lion'``.
-        skip_nonfinite (bool, optional): Deprecated; use ``mmlion.GuardedOptimWrapper``.
-            True hands ``skip_nonfinite`` and ``max_consecutive_skips`` to the inner
-            optimizer, which must take them (Lion does).
-        max_consecutive_skips (int, optional): See :class:`~mmlion.optim.Lion`.
+        skip_nonfinite (bool, optional): Removed; True raises, naming
+            ``mmlion.GuardedOptimWrapper``, which guards any optimizer.
+        max_consecutive_skips (int, optional): Removed with it.
         **kwargs: ``process_group``, ``parameters_as_bucket_view`` and the inner
             optimizer's own arguments (``lr``, ``weight_decay``, ...).
 
@@ -64,10 +60,13 @@ class ZeroRedundancyOptimizer(TorchZero):
         if optimizer_class is None:
             raise ValueError(f'Invalid optimizer_type: '
                              f'{unknown_optimizer("optimizer_type", optimizer_type)}')
-        if skip_nonfinite:
-            kwargs = _hand_guard_to_inner(optimizer_class, max_consecutive_skips, kwargs)
-        self._steps = 0
-        self._consolidated_at: Optional[int] = None
+        if skip_nonfinite or max_consecutive_skips is not None:
+            raise ValueError(
+                f'Invalid skip_nonfinite: mmlion.ZeroRedundancyOptimizer(skip_nonfinite='
+                f'{skip_nonfinite!r}, max_consecutive_skips={max_consecutive_skips!r}) was '
+                f"deprecated and is removed; wrap it in optim_wrapper=dict(type="
+                f"'mmlion.GuardedOptimWrapper', max_consecutive_skips=..., optimizer=...), "
+                f'the same guard for every optimizer (old checkpoints resume under it)')
         super().__init__(params, optimizer_class, **kwargs)
         # torch shares one dict between ``defaults`` and what it passes to the inner
         # optimizer; the wrapper's own option joins ``defaults`` only, so that
@@ -75,52 +74,14 @@ class ZeroRedundancyOptimizer(TorchZero):
         self._optim_defaults = dict(self._optim_defaults)
         self.defaults.update(optimizer_type=optimizer_type)
 
-    def step(self, closure=None, **kwargs):
-        self._steps += 1
-        return super().step(closure=closure, **kwargs)
-
-    def consolidate_state_dict(self, to: int = 0) -> None:
-        """Gather the shards on rank ``to``; every rank must call it."""
-        super().consolidate_state_dict(to)
-        self._consolidated_at = self._steps
-
-    def state_dict(self):
-        """The whole optimizer state, on the rank it was consolidated to. Raises,
-        instead of returning stale state, when a step came after the last
-        consolidation."""
-        if self._consolidated_at != self._steps:
-            raise RuntimeError(
-                'ZeroRedundancyOptimizer.state_dict(): the optimizer state is sharded and '
-                f'was last consolidated at step {self._consolidated_at} (now {self._steps}); '
-                'call consolidate_state_dict(to=0) on all ranks first (mmlion\'s '
-                'ResumableCheckpointHook does so before every checkpoint)')
-        state_dict = super().state_dict()  # torch's: the inner state and groups only
-        if self.optim.defaults.get('skip_nonfinite'):  # the inner guard's counts, alike
-            self.optim.nonfinite_guard.save_into(state_dict)  # on every rank
-        return state_dict
+    def state_dict(self) -> dict:
+        """The whole optimizer state on rank 0 of the process group, an empty dict on
+        the others: a collective (the shards are gathered), so every rank must call it,
+        as MMEngine's Runner does for every checkpoint."""
+        self.consolidate_state_dict(to=0)
+        return super().state_dict() if self.rank == 0 else {}
 
     def load_state_dict(self, state_dict) -> None:
-        guard = getattr(self.optim, 'nonfinite_guard', None)
-        if guard is not None:  # the inner guard takes its counts, if the dict has any
-            state_dict = guard.load_from(state_dict)
-        else:
-            state_dict = {k: v for k, v in state_dict.items() if k != STATE_KEY}
-        super().load_state_dict(state_dict)
-
-
-def _hand_guard_to_inner(optimizer_class, max_consecutive_skips, kwargs: dict) -> dict:
-    """The deprecated ``skip_nonfinite=True``, as the inner optimizer's own option."""
-    warnings.warn(
-        'mmlion.ZeroRedundancyOptimizer(skip_nonfinite=True) is deprecated: wrap it in '
-        "optim_wrapper=dict(type='mmlion.GuardedOptimWrapper', ...) instead (the same "
-        'guard, for every optimizer). It is handed to the inner optimizer for now.',
-        FutureWarning, stacklevel=3)
-    if 'skip_nonfinite' not in inspect.signature(optimizer_class).parameters:
-        raise ValueError(
-            f'Invalid skip_nonfinite: skip_nonfinite=True (deprecated) is handed to '
-            f'optimizer_type={optimizer_class.__name__}, which has no such option; use '
-            f"optim_wrapper=dict(type='mmlion.GuardedOptimWrapper', ...) instead")
-    kwargs = dict(kwargs, skip_nonfinite=True)
-    if max_consecutive_skips is not None:
-        kwargs['max_consecutive_skips'] = max_consecutive_skips
-    return kwargs
+        """torch's, without the guard counts of a checkpoint saved with the removed
+        ``skip_nonfinite`` (a guarded wrapper takes them before this is called)."""
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != STATE_KEY})

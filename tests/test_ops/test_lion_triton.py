@@ -13,7 +13,8 @@ from helpers import exact_bf16_step, python_tool
 from mmlion.ops import lion_triton
 from mmlion.ops.loader import TRITON
 from mmlion.optim import Lion
-from mmlion.optim.lion import _single_tensor_lion, lion
+from mmlion.optim.functional import single_tensor_lion
+from mmlion.optim.lion import lion
 
 # Small enough for the interpreter, large enough for full and tail blocks.
 SHAPES = [(3, 4), (0,), (2 * lion_triton.BLOCK + 5,), (5,), (2, 3, 3, 3)]
@@ -42,7 +43,7 @@ def cloned(lists):
 def reference_step(lists, **hyper):
     """The for-loop on a float64 copy (the exact step), cast back to each dtype."""
     exact = [[t.double() for t in ts] for ts in lists]
-    _single_tensor_lion(*exact, **hyper)
+    single_tensor_lion(*exact, **hyper)
     return [[e.to(t.dtype) for e, t in zip(es, ts)] for es, ts in zip(exact, lists)]
 
 
@@ -69,7 +70,7 @@ def test_fp32_matches_the_for_loop(triton_device, options):
     loop = cloned(fused)
     for step in range(3):
         lion(*fused, fused=True, **hyper)
-        _single_tensor_lion(*loop, **hyper)
+        single_tensor_lion(*loop, **hyper)
     for a, b in zip(fused[0] + fused[2], loop[0] + loop[2]):
         torch.testing.assert_close(a, b, **FP32)
 
@@ -136,7 +137,7 @@ def test_many_tensors_and_empty_ones_in_one_launch(triton_device, monkeypatch):
             return kernel[grid]
     monkeypatch.setattr(TRITON.get(), 'lion_kernel', Counting())
     lion(*lists, fused=True, **HYPER)
-    _single_tensor_lion(*loop, **HYPER)
+    single_tensor_lion(*loop, **HYPER)
     blocks = sum(-(-n // lion_triton.BLOCK) for n in sizes)
     assert launches == [(-(-blocks // lion_triton.BLOCKS_PER_PROGRAM),)]
     for a, b in zip(lists[0] + lists[2], loop[0] + loop[2]):
@@ -151,7 +152,7 @@ def test_a_program_walks_its_blocks_across_tensors(triton_device):
     lists = tensors(triton_device, shapes=[(n,) for n in sizes])
     loop = cloned(lists)
     lion(*lists, fused=True, **HYPER)
-    _single_tensor_lion(*loop, **HYPER)
+    single_tensor_lion(*loop, **HYPER)
     for a, b in zip(lists[0] + lists[2], loop[0] + loop[2]):
         torch.testing.assert_close(a, b, **FP32)
 
@@ -162,7 +163,7 @@ def test_complex_params_step_as_their_real_view(triton_device):
          for _ in range(3)]
     twin = [torch.view_as_real(t).clone() for t in z]
     lion([z[0]], [z[1]], [z[2]], fused=True, **HYPER)
-    _single_tensor_lion([twin[0]], [twin[1]], [twin[2]], **HYPER)
+    single_tensor_lion([twin[0]], [twin[1]], [twin[2]], **HYPER)
     torch.testing.assert_close(torch.view_as_real(z[0]), twin[0], **FP32)
     torch.testing.assert_close(torch.view_as_real(z[2]), twin[2], **FP32)
 
@@ -174,7 +175,7 @@ def test_layouts_that_differ_are_written_back(triton_device):
     m = torch.randn(4, 6, device=triton_device)
     loop = cloned([[p], [g], [m]])
     lion([p], [g], [m], fused=True, **HYPER)
-    _single_tensor_lion(*loop, **HYPER)
+    single_tensor_lion(*loop, **HYPER)
     torch.testing.assert_close(p, loop[0][0], **FP32)
     torch.testing.assert_close(m, loop[2][0], **FP32)
 
@@ -198,7 +199,7 @@ def test_grad_scale_divides_the_gradients(triton_device, maximize):
     hyper = dict(HYPER, cautious=True, maximize=maximize)
     lion(*scaled, fused=True, **hyper, grad_scale=torch.full((), scale, device=triton_device),
          found_inf=torch.zeros((), device=triton_device))
-    _single_tensor_lion(*lists, **hyper)
+    single_tensor_lion(*lists, **hyper)
     for a, b in zip(scaled[0] + scaled[2], lists[0] + lists[2]):
         torch.testing.assert_close(a, b, **FP32)
     # the gradients are left unscaled, as torch's fused AdamW leaves them (a power of
@@ -482,7 +483,7 @@ def test_an_unaligned_tensor_gets_a_launch_of_its_own(triton_device, monkeypatch
                                             launched(*args, **kwargs))
     monkeypatch.setattr(TRITON.get(), 'lion_kernel', Counting())
     lion(*lists, fused=True, **HYPER)
-    _single_tensor_lion(*loop, **HYPER)
+    single_tensor_lion(*loop, **HYPER)
     assert sorted(launches) == [False, True]
     for a, b in zip(lists[0] + lists[2], loop[0] + loop[2]):
         torch.testing.assert_close(a, b, **FP32)

@@ -118,6 +118,48 @@ def test_amp_wrapper_composes(monkeypatch):
     assert state['nonfinite'] == dict(skipped=1, consecutive=1) and 'loss_scaler' in state
 
 
+def _scaled_overflow(wrapper, model, factor):
+    """A loss whose gradients are finite but overflow fp32 once the GradScaler scales them
+    (an fp16 overflow, in fp32's range)."""
+    loss = model(torch.randn(3, 16), torch.randint(0, 4, (3,)), mode='loss')['loss']
+    wrapper.update_params(loss * factor)
+
+
+@pytest.mark.skipif(not hasattr(torch.amp, 'GradScaler'),
+                    reason='a GradScaler on the CPU needs torch >= 2.3')
+@pytest.mark.parametrize('loss_scale', ['dynamic', 512.0])
+@pytest.mark.parametrize('clip', [None, dict(max_norm=1.0)], ids=['no-clip', 'clip'])
+def test_amp_wrapper_skips_and_counts_a_real_grad_scaler_overflow(monkeypatch, loss_scale,
+                                                                  clip):
+    """A real GradScaler overflows (the scaled gradients reach Inf): the step is skipped
+    with parameters and state unchanged, counted, the dynamic scale backs off, and
+    ``max_consecutive_skips`` overflows in a row stop the run, with a static scale too.
+    MMEngine builds CUDA's GradScaler and refuses AMP without a GPU: the hardware check is
+    lifted and torch's CPU GradScaler, the same class, takes its place."""
+    from mmengine.optim.optimizer import amp_optimizer_wrapper
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: True)
+    model = _model()
+    with pytest.warns(UserWarning):  # torch: the CUDA GradScaler is disabled here
+        wrapper = build_optim_wrapper(model, dict(
+            type='mmlion.GuardedAmpOptimWrapper', optimizer=dict(type='Lion', lr=1e-3),
+            loss_scale=loss_scale, clip_grad=clip, max_consecutive_skips=3))
+    init_scale = 2.0 ** 16 if loss_scale == 'dynamic' else loss_scale
+    wrapper.loss_scaler = torch.amp.GradScaler('cpu', init_scale=init_scale)
+    _update(wrapper, model)
+    before = _snapshot(model, wrapper)
+    scale = wrapper.loss_scaler.get_scale()
+    _scaled_overflow(wrapper, model, 1e37)
+    _assert_same(before, _snapshot(model, wrapper))
+    assert wrapper.state_dict()['nonfinite'] == dict(skipped=1, consecutive=1)
+    assert wrapper.loss_scaler.get_scale() == (scale / 2 if loss_scale == 'dynamic' else scale)
+    _update(wrapper, model)
+    assert not torch.equal(before[0][0], next(model.parameters()))
+    assert wrapper.state_dict()['nonfinite'] == dict(skipped=1, consecutive=0)
+    with pytest.raises(FloatingPointError, match='max_consecutive_skips=3'):
+        for _ in range(3):
+            _scaled_overflow(wrapper, model, 1e37)
+
+
 @pytest.mark.parametrize('clip', [None, dict(max_norm=1.0)], ids=['no-clip', 'clip'])
 def test_on_the_fused_gpu_step_the_verdict_goes_to_the_kernel(triton_device, monkeypatch,
                                                               clip):
@@ -132,7 +174,7 @@ def test_on_the_fused_gpu_step_the_verdict_goes_to_the_kernel(triton_device, mon
     def host_decision(*args, **kwargs):
         raise AssertionError('the guard decided on the host')
 
-    monkeypatch.setattr(nonfinite.NonFiniteGuard, 'should_step', host_decision)
+    monkeypatch.setattr(nonfinite, 'agree_across_ranks', host_decision)
     _update(wrapper, model)
     before = _snapshot(model, wrapper)
     _update(wrapper, model, poison=True)

@@ -539,13 +539,18 @@ def test_loads_lion_pytorch_style_state_dict():
 
 def test_equal_groups_are_batched_into_one_call(monkeypatch):
     calls = []
-    real = lion_module.lion
+    real = lion_module.choose
 
-    def spy(params, *args, **kwargs):
-        calls.append(len(params))
-        return real(params, *args, **kwargs)
+    def spy(params, grads, exp_avgs, foreach, fused):
+        chosen = real(params, grads, exp_avgs, foreach, fused)
 
-    monkeypatch.setattr(lion_module, 'lion', spy)
+        def run(params, *args, **kwargs):
+            calls.append(len(params))
+            return chosen.run(params, *args, **kwargs)
+
+        return chosen._replace(run=run)
+
+    monkeypatch.setattr(lion_module, 'choose', spy)
     params = [torch.nn.Parameter(torch.randn(3)) for _ in range(6)]
     groups = [{'params': [p]} for p in params[:4]]  # what paramwise_cfg makes
     groups += [{'params': [p], 'weight_decay': 0.0} for p in params[4:]]

@@ -1,6 +1,7 @@
 """mmlion.ZeroRedundancyOptimizer on a real one-process gloo group, in-process: it
-steps like Lion, is guarded by the wrapper every optimizer is guarded by, and refuses
-stale state."""
+steps like Lion, is guarded by the wrapper every optimizer is guarded by, and gathers its
+state in ``state_dict`` (a collective, as MMEngine's and FSDP's), so MMEngine's own
+CheckpointHook saves it."""
 import pytest
 import torch
 
@@ -36,40 +37,34 @@ def test_zero_steps_like_lion_and_the_guarded_wrapper_skips_nonfinite_steps(
             _step(lion, lion_params)
     for z, p in zip(zero_params, lion_params):
         assert torch.equal(z.detach(), p.detach())
-    with pytest.raises(RuntimeError, match='consolidate_state_dict'):
-        zero.state_dict()
-    zero.consolidate_state_dict(to=0)
-    state = wrapper.state_dict()
+    state = wrapper.state_dict()  # no consolidate_state_dict first: state_dict gathers
     assert state['nonfinite'] == dict(skipped=1, consecutive=0)
     assert all(set(s) == {'exp_avg'} for s in state['state'].values())
 
 
-def test_deprecated_skip_nonfinite_is_handed_to_lion_and_its_counts_kept(
-        single_process_group):
-    """Old configs and checkpoints: ``skip_nonfinite=True`` warns, Lion guards its shard,
-    the counts travel in ZeRO's state dict and come back, and ``type(opt)(params,
-    **opt.defaults)`` rebuilds the same."""
+@pytest.mark.parametrize('kwargs', [dict(skip_nonfinite=True),
+                                    dict(max_consecutive_skips=4)])
+def test_the_removed_skip_nonfinite_is_refused_naming_the_wrapper(single_process_group, kwargs):
     params = _params()
-    with pytest.warns(FutureWarning, match='GuardedOptimWrapper'):
-        zero = ZeroRedundancyOptimizer(params, optimizer_type='Lion', lr=1e-2,
-                                       skip_nonfinite=True, max_consecutive_skips=4)
-    assert zero.optim.defaults['skip_nonfinite'] and zero.optim.defaults[
-        'max_consecutive_skips'] == 4
     before = [p.detach().clone() for p in params]
-    _step(zero, params, bad=True)
+    with pytest.raises(ValueError, match="skip_nonfinite.*'mmlion.GuardedOptimWrapper'"):
+        ZeroRedundancyOptimizer(params, optimizer_type='Lion', lr=1e-2, **kwargs)
     assert all(torch.equal(b, p) for b, p in zip(before, params))
-    zero.consolidate_state_dict(to=0)
-    state = zero.state_dict()
-    assert state['nonfinite'] == dict(skipped=1, consecutive=1)
-    with pytest.warns(FutureWarning):
-        rebuilt = type(zero)(_params(), **zero.defaults)
-    assert rebuilt.defaults['optimizer_type'] == 'Lion' and rebuilt.defaults['lr'] == 1e-2
-    rebuilt.load_state_dict(state)
-    assert rebuilt.optim.nonfinite_guard.consecutive == 1
-    assert rebuilt.optim.defaults['max_consecutive_skips'] == 4
 
 
-def test_deprecated_skip_nonfinite_needs_an_inner_optimizer_with_a_guard(
+def test_a_checkpoint_saved_with_the_removed_option_resumes_under_the_wrapper(
         single_process_group):
-    with pytest.warns(FutureWarning), pytest.raises(ValueError, match='GuardedOptimWrapper'):
-        ZeroRedundancyOptimizer(_params(), optimizer_type='AdamW', skip_nonfinite=True)
+    """Checkpoints of ZeRO(skip_nonfinite=True) held the inner guard's counts under
+    'nonfinite' in the optimizer's state dict, where the wrapper keeps its own: the
+    wrapper takes them over, and ZeRO alone loads the rest."""
+    params = _params()
+    zero = ZeroRedundancyOptimizer(params, optimizer_type='Lion', lr=1e-2)
+    _step(zero, params)
+    old = dict(zero.state_dict(), nonfinite=dict(skipped=2, consecutive=1))
+    wrapper = GuardedOptimWrapper(
+        ZeroRedundancyOptimizer(_params(), optimizer_type='Lion', lr=1e-2))
+    wrapper.load_state_dict(old)
+    assert (wrapper.nonfinite_guard.skipped, wrapper.nonfinite_guard.consecutive) == (2, 1)
+    alone = ZeroRedundancyOptimizer(_params(), optimizer_type='Lion', lr=1e-2)
+    alone.load_state_dict(old)
+    assert 'nonfinite' not in alone.state_dict()

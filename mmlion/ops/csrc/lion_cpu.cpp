@@ -9,6 +9,8 @@
 // fp64) with one rounding when the param and exp_avg are stored.
 #include "lion_cpu.h"
 
+#include "plain_tensor.h"
+
 #include <torch/extension.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -282,18 +284,6 @@ bool chunk_has_nonfinite(const at::Tensor& t, int64_t begin, int64_t end) {
   }
 }
 
-// What the kernels take: plain strided CPU tensors with storage, whose memory holds
-// their values (no conjugate or negative bit, as torch's lazy .conj() and _neg_view set,
-// which the raw loops would ignore). Tensor subclasses (DTensor and other Python-dispatch
-// wrappers), meta and sparse tensors, and other devices are handed back to the caller
-// untouched, never dereferenced.
-bool takes(const at::Tensor& t) {
-  return t.defined() && t.device().is_cpu() && t.layout() == at::kStrided && t.has_storage() &&
-         !t.is_conj() && !t.is_neg() &&
-         !t.unsafeGetTensorImpl()->is_python_dispatch() &&
-         (t.numel() == 0 || t.const_data_ptr() != nullptr);
-}
-
 }  // namespace
 
 // Updates params and exp_avgs in place. Returns false, having touched nothing,
@@ -306,7 +296,7 @@ bool fused_lion_(const std::vector<at::Tensor>& params, const std::vector<at::Te
               params.size(), ", ", grads.size(), " and ", exp_avgs.size());
   const int64_t ntensors = static_cast<int64_t>(params.size());
   for (int64_t t = 0; t < ntensors; ++t) {
-    if (!takes(params[t]) || !takes(grads[t]) || !takes(exp_avgs[t])) return false;
+    if (!kernel_takes(params[t]) || !kernel_takes(grads[t]) || !kernel_takes(exp_avgs[t])) return false;
   }
   // All checks happen here, before the first write.
   std::vector<Operand> operands;
@@ -366,7 +356,7 @@ bool fused_lion_(const std::vector<at::Tensor>& params, const std::vector<at::Te
 // when some tensor is not one the kernel takes. Read-only, one pass, split like the step.
 py::object all_finite(const std::vector<at::Tensor>& tensors) {
   for (const auto& t : tensors) {
-    if (!takes(t)) return py::none();
+    if (!kernel_takes(t)) return py::none();
   }
   std::vector<at::Tensor> dense;
   dense.reserve(tensors.size());

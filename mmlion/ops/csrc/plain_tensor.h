@@ -1,4 +1,5 @@
-// What the host checks (layout_key.cpp, step_plan.cpp) call a plain tensor.
+// What the host checks (layout_key.cpp, step_plan.cpp) call a plain tensor, and what the
+// CPU kernels (lion_cpu.cpp) take.
 #pragma once
 #include <torch/extension.h>
 
@@ -8,4 +9,21 @@
 inline bool is_plain_tensor(PyObject* item) {
   const PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(item));
   return type == THPVariableClass || type == ParameterClass;
+}
+
+// What the CPU kernels take: plain strided CPU tensors with storage, whose memory holds
+// their values (no conjugate or negative bit, as torch's lazy .conj() and _neg_view set,
+// which the raw loops would ignore). Tensor subclasses (DTensor and other Python-dispatch
+// wrappers), meta and sparse tensors, and other devices are handed back to the caller
+// untouched, never dereferenced. mmlion.ops.lion_cpu.takes is the same rule in Python.
+inline bool kernel_takes(const at::Tensor& t) {
+  return t.defined() && t.device().is_cpu() && t.layout() == at::kStrided && t.has_storage() &&
+         !t.is_conj() && !t.is_neg() &&
+         !t.unsafeGetTensorImpl()->is_python_dispatch() &&
+         (t.numel() == 0 || t.const_data_ptr() != nullptr);
+}
+
+// kernel_takes for a Python object: False for anything that is not a Tensor (None).
+inline bool kernel_takes_object(PyObject* item) {
+  return item != nullptr && THPVariable_Check(item) && kernel_takes(THPVariable_Unpack(item));
 }

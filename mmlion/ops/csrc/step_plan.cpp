@@ -3,7 +3,9 @@
 // group's fixed hyperparameters equal, as values, to the frozen copies recorded; its
 // scheduled ones (lr, initial_lr) equal to its bucket leader's, present or absent alike;
 // the same momenta, each held by the same parameter, with the same dtype; the same
-// parameters with gradients, all strided. One pass over borrowed references, where
+// parameters with gradients, all strided; and, for each parameter, gradient and momentum,
+// the same answer to "does the CPU kernel take it?", on which the step's choice of
+// implementation rests (mmlion/optim/implementation.py). One pass over borrowed references, where
 // Python would make several passes and many objects.
 #include "step_plan.h"
 
@@ -86,7 +88,9 @@ PlanCheck::PlanCheck(const py::list& groups, const py::dict& state,
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(params); ++i) {
       PyObject* param = PyList_GET_ITEM(params, i);
       params_.push_back(py::reinterpret_borrow<py::object>(param));
-      has_grad_.push_back(!grad_of(param).is_none());
+      const py::object grad = grad_of(param);
+      has_grad_.push_back(!grad.is_none());
+      taken_.push_back(kernel_takes_object(param) + 2 * kernel_takes_object(grad.ptr()));
     }
   }
   Py_ssize_t position = 0;
@@ -96,7 +100,7 @@ PlanCheck::PlanCheck(const py::list& groups, const py::dict& state,
     momenta_.push_back({py::reinterpret_borrow<py::object>(owner),
                         exp_avg == nullptr ? py::object()
                                            : py::reinterpret_borrow<py::object>(exp_avg),
-                        dtype_of(exp_avg)});
+                        dtype_of(exp_avg), kernel_takes_object(exp_avg)});
   }
 }
 
@@ -148,7 +152,10 @@ bool PlanCheck::same_momenta(const py::dict& state) const {
     if (!PyDict_Next(state.ptr(), &position, &owner, &param_state)) return false;
     if (owner != momentum.owner.ptr()) return false;
     PyObject* exp_avg = exp_avg_of(param_state, exp_avg_key_);
-    if (exp_avg != momentum.exp_avg.ptr() || dtype_of(exp_avg) != momentum.dtype) return false;
+    if (exp_avg != momentum.exp_avg.ptr() || dtype_of(exp_avg) != momentum.dtype ||
+        kernel_takes_object(exp_avg) != momentum.taken) {
+      return false;
+    }
   }
   return true;
 }
@@ -163,6 +170,10 @@ py::object PlanCheck::gradients(const py::list& groups, const py::dict& state) c
     if (has && !(THPVariable_Check(grad.ptr()) &&
                  THPVariable_Unpack(grad.ptr()).layout() == at::kStrided)) {
       return py::none();  // sparse: the step's own loop names it
+    }
+    if (kernel_takes_object(params_[p].ptr()) + 2 * kernel_takes_object(grad.ptr()) !=
+        taken_[p]) {
+      return py::none();  // the choice of implementation may differ
     }
     PyList_SET_ITEM(grads.ptr(), p, grad.release().ptr());
   }

@@ -33,6 +33,7 @@ class PlanCheck {
   struct Momentum {
     py::object owner, exp_avg;
     int64_t dtype;  // -1 where exp_avg is not a Tensor
+    bool taken;     // the CPU kernel takes exp_avg
   };
   static constexpr int64_t kParams = -1, kFixed = -2, kOther = -3;
 
@@ -48,6 +49,7 @@ class PlanCheck {
   std::vector<int64_t> slots_;  // a leader's place among the leaders (-1: not a leader)
   int64_t n_leaders_ = 0;
   std::vector<char> has_grad_;
+  std::vector<char> taken_;  // per parameter: 1 the CPU kernel takes it, + 2 its gradient
   size_t n_scheduled_ = 0;
   py::str params_key_{"params"}, exp_avg_key_{"exp_avg"};
 };
