@@ -9,7 +9,8 @@ process, all of it here:
    mmlion's child registries add ``mmlion.Lion`` and ``mmlion.ZeroRedundancyOptimizer``.
 2. MMEngine's ``OPTIM_WRAPPERS``, ``HOOKS`` and ``STRATEGIES`` (through mmlion's child
    registries): ``mmlion.GuardedOptimWrapper``, ``mmlion.GuardedAmpOptimWrapper``,
-   ``mmlion.ResumableCheckpointHook``, ``mmlion.FSDPStrategy`` and
+   ``mmlion.AtomicCheckpointHook``, ``mmlion.RngStateHook``, ``mmlion.PartialGradientHook``,
+   ``mmlion.ResumableCheckpointHook`` (the three in one), ``mmlion.FSDPStrategy`` and
    ``mmlion.DeepSpeedStrategy`` (MMEngine's own ``'FSDPStrategy'`` and
    ``'DeepSpeedStrategy'`` are left as they are; mmlion's ``tools/train.py`` picks
    mmlion's).

@@ -233,7 +233,9 @@ def kill_and_resume(tmp_path, config, name, nproc=1, port=None, kill_iter=8,
     killer = f"dict(type='KillAtIterHook', kill_iter={kill_iter})"
     killed_config = config[:-len('.py')] + '_killed.py'
     with open(config) as f, open(killed_config, 'w') as g:
-        g.write(f.read().replace('custom_hooks = []', f'custom_hooks = [{killer}]'))
+        text = f.read()
+        assert text.count('custom_hooks = [') == 1, config
+        g.write(text.replace('custom_hooks = [', f'custom_hooks = [{killer}, '))
     train(killed_config, work_dir, nproc=nproc, port=port,
           expect_rc=-signal.SIGKILL if nproc == 1 else None)
     with open(work_dir / 'last_checkpoint') as f:

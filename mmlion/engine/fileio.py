@@ -6,7 +6,7 @@ checkpoint write leaves a truncated file under the checkpoint's own name, and an
 of that name is overwritten, whoever wrote it. :class:`AtomicLocalBackend` writes with
 :func:`mmlion.utils.ownership.write_owned`: atomically (:mod:`mmlion.utils.atomic`), and
 replacing an existing file only when mmlion wrote it (the stamp rule of
-:mod:`mmlion.utils.ownership`). ``ResumableCheckpointHook`` uses it.
+:mod:`mmlion.utils.ownership`). ``AtomicCheckpointHook`` uses it.
 """
 import logging
 import os

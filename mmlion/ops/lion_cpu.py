@@ -3,8 +3,8 @@
 
 The kernels take plain strided CPU tensors only (no tensor subclasses such as DTensor,
 no meta or sparse tensors, no other devices). They check that themselves, in C++, and
-hand anything else back untouched, so the caller can take another path;
-:func:`takes` is the same rule in Python, to name what was refused.
+hand anything else back untouched; :func:`takes` is the same rule in Python, which
+:mod:`mmlion.optim.implementation` asks before it chooses them.
 """
 import warnings
 from typing import List, Optional, Sequence
@@ -47,18 +47,23 @@ def describe_untaken(tensors: Sequence[Tensor]) -> str:
 
 def fused_lion_(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *, lr,
                 beta1: float, beta2: float, weight_decay: float, initial_lr, maximize: bool,
-                cautious: bool) -> bool:
+                cautious: bool) -> None:
     """One kernel call for the whole list, in place; it handles mixed dtypes, complex
-    and non-contiguous tensors itself. False, having touched nothing, when the kernel
-    is not built or cannot take one of the tensors."""
+    and non-contiguous tensors itself. The caller chose it for tensors it
+    :func:`takes`; should the kernel be missing or refuse them after all, this raises,
+    having touched nothing."""
     module = CPU.get()
     if module is None:
-        return False
+        raise RuntimeError(f'mmlion: the C++ Lion kernel is not available: {load_error()}')
     lr_value = float(lr)
     decay = float(decay_factor(lr_value, weight_decay,
                                None if initial_lr is None else float(initial_lr)))
-    return module.fused_lion_(params, grads, exp_avgs, lr_value, beta1, beta2, decay,
-                              maximize, cautious)
+    if not module.fused_lion_(params, grads, exp_avgs, lr_value, beta1, beta2, decay,
+                              maximize, cautious):
+        raise RuntimeError(f'mmlion: the C++ Lion kernel refuses '
+                           f'{describe_untaken([*params, *grads, *exp_avgs]) or "these tensors"}'
+                           f', which it was chosen for; please report this, and use '
+                           f'foreach=True meanwhile')
 
 
 def all_finite(tensors: Sequence[Tensor]) -> Optional[bool]:

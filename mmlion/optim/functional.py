@@ -1,8 +1,9 @@
 """The Lion update itself, once per implementation, each taking the same lists and the
 same keyword arguments: :func:`single_tensor_lion` (a for-loop), :func:`multi_tensor_lion`
-(``torch._foreach_*``) and :func:`fused_cpu_lion` (the C++ kernel). The Triton kernel,
-:func:`mmlion.ops.lion_triton.fused_lion_`, takes the same arguments plus the GradScaler's
-flags; :func:`reading_flags_on_host` gives the others those flags too. Which one runs is
+(``torch._foreach_*``), and the kernels' launchers with the same signature:
+:func:`mmlion.ops.lion_cpu.fused_lion_` (C++) and :func:`mmlion.ops.lion_triton.fused_lion_`
+(Triton, which also takes the GradScaler's flags; :func:`reading_flags_on_host` gives the
+others those flags). Which one runs is
 decided in :mod:`.implementation`; the math of each is here, in the order of the paper:
 decay the weight, step by the sign of an interpolation of momentum and gradient, update
 the momentum.
@@ -13,10 +14,9 @@ from typing import Callable, Dict, List, Optional, Union
 import torch
 from torch import Tensor
 
-from mmlion.ops import lion_cpu
 from mmlion.ops.common import as_real, as_scalar, decay_factor
 
-__all__ = ['single_tensor_lion', 'multi_tensor_lion', 'fused_cpu_lion', 'reading_flags_on_host']
+__all__ = ['single_tensor_lion', 'multi_tensor_lion', 'reading_flags_on_host']
 
 
 def _opmath(dtype: torch.dtype) -> torch.dtype:
@@ -119,22 +119,6 @@ def _group_by_device_and_dtypes(params: List[Tensor], grads: List[Tensor],
         lists[1].append(g)
         lists[2].append(m)
     return [(key[1], lists) for key, lists in groups.items()]
-
-
-def fused_cpu_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
-                   lr: Union[float, Tensor], beta1: float, beta2: float, weight_decay: float,
-                   initial_lr, maximize: bool, cautious: bool) -> None:
-    """The C++ kernel over the whole list; it handles mixed dtypes, complex and
-    non-contiguous CPU tensors itself. It was chosen for tensors it takes
-    (:func:`mmlion.ops.lion_cpu.takes`, asked by :mod:`.implementation`); should it
-    refuse them after all, it raises, having touched nothing."""
-    if not lion_cpu.fused_lion_(params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2,
-                                weight_decay=weight_decay, initial_lr=initial_lr,
-                                maximize=maximize, cautious=cautious):
-        untaken = lion_cpu.describe_untaken([*params, *grads, *exp_avgs]) or 'none'
-        raise RuntimeError(f'mmlion: the C++ Lion kernel was chosen for tensors it refuses '
-                           f'(untaken: {untaken}; {lion_cpu.load_error() or "built"}); '
-                           f'please report this, and use foreach=True meanwhile')
 
 
 def reading_flags_on_host(update: Callable) -> Callable:

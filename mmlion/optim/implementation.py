@@ -30,8 +30,7 @@ from torch.optim.optimizer import _default_to_fused_or_foreach
 
 from mmlion.ops import lion_cpu, lion_triton
 from .dtensor import DTensor, local_shards
-from .functional import (fused_cpu_lion, multi_tensor_lion, reading_flags_on_host,
-                         single_tensor_lion)
+from .functional import multi_tensor_lion, reading_flags_on_host, single_tensor_lion
 
 __all__ = ['Implementation', 'choose', 'hands_amp_scaling_to_step', 'reads_flags_on_device']
 
@@ -45,7 +44,7 @@ class Implementation(NamedTuple):
 
 FOR_LOOP = Implementation('for-loop', reading_flags_on_host(single_tensor_lion), False)
 FOREACH = Implementation('foreach', reading_flags_on_host(multi_tensor_lion), False)
-FUSED_CPU = Implementation('fused', reading_flags_on_host(fused_cpu_lion), False)
+FUSED_CPU = Implementation('fused', reading_flags_on_host(lion_cpu.fused_lion_), False)
 FUSED_GPU = Implementation('fused', lion_triton.fused_lion_, True)
 
 

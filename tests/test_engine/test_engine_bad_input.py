@@ -69,7 +69,7 @@ CASES = [
     Case('foreign-checkpoint-in-work-dir', _save_over, FileExistsError,
          ('epoch_1.pth', 'did not write it'), setup=_foreign_checkpoint,
          input='a checkpoint mmlion did not write, where it saves one',
-         where="`ResumableCheckpointHook`'s writer, before any write"),
+         where="`AtomicCheckpointHook`'s writer, before any write"),
     Case('custom-keys-match-nothing', _unmatched_custom_key, LoggedWarning,
          (r"custom_keys['fc.*\\.weight'] matches no parameter", 'substring',
           'fc1.weight'),

@@ -1,5 +1,9 @@
-"""mmlion's hooks for MMEngine's Runner, one per file."""
+"""mmlion's hooks for MMEngine's Runner, one job and one file each."""
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .config_check_hook import ConfigCheckHook
+from .partial_gradient_hook import PartialGradientHook
 from .resumable_checkpoint_hook import ResumableCheckpointHook
+from .rng_state_hook import RngStateHook
 
-__all__ = ['ConfigCheckHook', 'ResumableCheckpointHook']
+__all__ = ['AtomicCheckpointHook', 'ConfigCheckHook', 'PartialGradientHook',
+           'ResumableCheckpointHook', 'RngStateHook']

@@ -1,13 +1,17 @@
-"""What a bitwise-exact resume needs, one concern per module, composed by
-:class:`~mmlion.engine.hooks.ResumableCheckpointHook`:
+"""What a bitwise-exact resume needs, one concern per module, each used by the hook of
+:mod:`mmlion.engine.hooks` that has that one job:
 
 * :mod:`.rng`: every rank's RNG states, recorded where training leaves them and
-  restored before the next batch is loaded;
-* :mod:`.partial_gradients`: the gradient of an unfinished accumulation window;
-* :mod:`.sharded_optimizers`: ZeRO's optimizer state gathered on every rank before
-  rank 0 saves it;
-* :mod:`.resumed_data`: an iteration-based run picking its data up without replaying it;
+  restored before the next batch is loaded (``RngStateHook``);
+* :mod:`.resumed_data`: an iteration-based run picking its data up without replaying it
+  (``RngStateHook``, which restores the RNGs just before the first new batch);
+* :mod:`.partial_gradients`: the gradient of an unfinished accumulation window
+  (``PartialGradientHook``);
+* :mod:`.payload`: where those hooks keep every rank's values in a checkpoint;
 * :mod:`.atomic_saving`: MMEngine's checkpoint saving, reordered so that a crash leaves
   a complete checkpoint that ``last_checkpoint`` names, replacing and deleting only
-  what mmlion wrote.
+  what mmlion wrote (``AtomicCheckpointHook``).
+
+ZeRO's sharded optimizer state needs no hook: ``mmlion.ZeroRedundancyOptimizer``
+gathers it in its ``state_dict``, which every rank calls.
 """

@@ -10,7 +10,7 @@ nothing. With ``InfiniteSampler`` (mmseg's and mmpretrain's iteration-based
 default) the data loader is rebuilt on a batch sampler that skips the first ``n``
 batches of indices, which costs no loading; with any other sampler the loop's own
 iterator is advanced as MMEngine would. Then, before the first batch is loaded, a
-callback runs: the checkpoint hook restores the RNG states there, so the batch is
+callback runs: ``RngStateHook`` restores the RNG states there, so the batch is
 augmented as it was in the uninterrupted run.
 """
 import itertools

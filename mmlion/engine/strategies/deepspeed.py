@@ -6,7 +6,7 @@ It applies the workarounds of :mod:`mmlion.engine.mmengine_fixes` that concern i
 only where its bug is in the installed code: ``deepspeed_onebit`` (MMEngine imports
 1-bit optimizers deepspeed removed), ``deepspeed_callbacks`` (saving and resuming
 dropped the runner's ``before_save_checkpoint`` and ``after_load_checkpoint`` hooks, so
-``mmlion.ResumableCheckpointHook`` could not keep the RNG states); and on a machine
+``mmlion.RngStateHook`` could not keep the RNG states); and on a machine
 without a GPU, deepspeed's communication runs on the gloo group mmlion's
 ``setup_distributed`` made.
 

@@ -83,22 +83,29 @@ def iteration_based(config, name):
     return path
 
 
-@pytest.mark.parametrize('checkpoint_hook', ['mmlion.ResumableCheckpointHook',
-                                             'CheckpointHook'])
-def test_iteration_based_sigkill_and_resume_is_bitwise_equal(tmp_path, checkpoint_hook):
+COMPANIONS = "[dict(type='mmlion.RngStateHook'), dict(type='mmlion.PartialGradientHook')]"
+
+
+@pytest.mark.parametrize('checkpoint_hook, custom_hooks', [
+    ('mmlion.ResumableCheckpointHook', '[]'),
+    ('CheckpointHook', COMPANIONS),  # MMEngine's, with mmlion's one-job hooks beside it
+    ('CheckpointHook', '[]')], ids=['resumable', 'mmengine+companions', 'mmengine'])
+def test_iteration_based_sigkill_and_resume_is_bitwise_equal(tmp_path, checkpoint_hook,
+                                                             custom_hooks):
     """IterBasedTrainLoop, killed at iteration 6 and resumed from the checkpoint at 4
-    (inside an accumulation window): mmlion's hook ends bit for bit where the
-    uninterrupted run ends, and skips the trained batches without loading them;
-    MMEngine's CheckpointHook (the control) does not end there."""
-    config = iteration_based(write_config(tmp_path, 'toy', checkpoint_hook=checkpoint_hook),
-                             'iter')
+    (inside an accumulation window): mmlion's hooks end bit for bit where the
+    uninterrupted run ends, and skip the trained batches without loading them, beside
+    mmlion's checkpoint hook or MMEngine's; MMEngine's CheckpointHook alone (the
+    control) does not end there."""
+    config = iteration_based(write_config(tmp_path, 'toy', checkpoint_hook=checkpoint_hook,
+                                          custom_hooks=custom_hooks), 'iter')
     train(config, tmp_path / 'straight')
     straight = load(tmp_path / 'straight' / 'iter_12.pth')
     resumed, out = kill_and_resume(tmp_path, config, 'resumed', kill_iter=6,
                                    resumed_at='resumed epoch: 0, iter: 4',
                                    checkpoints=('iter_4.pth', 'iter_8.pth', 'iter_12.pth'))
     assert straight['meta']['iter'] == resumed['meta']['iter'] == 12
-    if checkpoint_hook == 'CheckpointHook':
+    if custom_hooks == '[]' and checkpoint_hook == 'CheckpointHook':
         with pytest.raises(AssertionError):
             assert_bitwise_equal(straight, resumed)
         return
