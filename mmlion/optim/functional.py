@@ -1,22 +1,19 @@
-"""The Lion update itself, once per implementation, each taking the same lists and the
-same keyword arguments: :func:`single_tensor_lion` (a for-loop), :func:`multi_tensor_lion`
-(``torch._foreach_*``), and the kernels' launchers with the same signature:
+"""The Lion update in PyTorch: :func:`single_tensor_lion` (a for-loop, the reference)
+and :func:`multi_tensor_lion` (``torch._foreach_*``), in the order of the paper: decay
+the weight, step by the sign of an interpolation of momentum and gradient, update the
+momentum. The kernels' launchers take the same lists and keywords:
 :func:`mmlion.ops.lion_cpu.fused_lion_` (C++) and :func:`mmlion.ops.lion_triton.fused_lion_`
-(Triton, which also takes the GradScaler's flags; :func:`reading_flags_on_host` gives the
-others those flags). Which one runs is
-decided in :mod:`.implementation`; the math of each is here, in the order of the paper:
-decay the weight, step by the sign of an interpolation of momentum and gradient, update
-the momentum.
+(Triton, which also takes the GradScaler's flags and reads them on the device). Which one
+runs is decided in :mod:`.implementation`.
 """
-import functools
-from typing import Callable, Dict, List, Optional, Union
+from typing import Dict, List, Union
 
 import torch
 from torch import Tensor
 
 from mmlion.ops.common import as_real, as_scalar, decay_factor
 
-__all__ = ['single_tensor_lion', 'multi_tensor_lion', 'reading_flags_on_host']
+__all__ = ['single_tensor_lion', 'multi_tensor_lion']
 
 
 def _opmath(dtype: torch.dtype) -> torch.dtype:
@@ -119,23 +116,3 @@ def _group_by_device_and_dtypes(params: List[Tensor], grads: List[Tensor],
         lists[1].append(g)
         lists[2].append(m)
     return [(key[1], lists) for key, lists in groups.items()]
-
-
-def reading_flags_on_host(update: Callable) -> Callable:
-    """``update`` with GradScaler's contract for optimizers that take its ``grad_scale``
-    and ``found_inf`` (``_step_supports_amp_scaling``), for the implementations that do
-    not read them on the device: nothing happens when ``found_inf`` is set; else the
-    gradients are unscaled in place, as ``GradScaler.unscale_`` leaves them, and
-    ``update`` runs. ``host_plan`` (the GPU kernel's) is not theirs."""
-
-    @functools.wraps(update)
-    def run(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
-            grad_scale: Optional[Tensor] = None, found_inf: Optional[Tensor] = None,
-            host_plan: Optional[dict] = None, **hyperparameters) -> None:
-        if found_inf is not None and bool(found_inf):
-            return
-        if grad_scale is not None:
-            torch._foreach_div_(grads, grad_scale.reshape(()))
-        update(params, grads, exp_avgs, **hyperparameters)
-
-    return run

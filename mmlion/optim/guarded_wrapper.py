@@ -58,20 +58,24 @@ class _NonFiniteGuardMixin:
         super().initialize_count_status(model, init_counts, max_counts)
 
     def _guarded_step(self, take_step: Callable, **kwargs) -> None:
-        """Clip (if set), then through the guard's one door: ``take_step(**kwargs)`` where
-        every rank's gradients are finite, nothing where some are not."""
+        """Clip (if set), ask the guard (its one door), then ``take_step(**kwargs)`` where
+        every rank's gradients are finite, nothing where some are not (or, where the step
+        reads the verdict on the device, ``take_step(skip_if=flag, **kwargs)``)."""
         self._clip_result = None
         if self.clip_grad_kwargs:
             self._clip_grad()
         params = [p for g in self.optimizer.param_groups for p in g['params']
                   if p.grad is not None]
         guards_on_device = getattr(self.optimizer, 'guards_on_device', None)
-        self.nonfinite_guard.step_if_finite(
-            functools.partial(take_step, **kwargs), [p.grad for p in params],
-            self.max_consecutive_skips,
+        take, skip_if = self.nonfinite_guard.decide(
+            [p.grad for p in params], self.max_consecutive_skips,
             on_device=guards_on_device is not None and guards_on_device(),
             norm=self._clip_result,
             describe=lambda i: self._param_names.get(id(params[i]), 'a parameter'))
+        if take and skip_if is None:
+            take_step(**kwargs)
+        elif take:
+            take_step(skip_if=skip_if, **kwargs)
         self._log_skips()
 
     def _log_skips(self) -> None:

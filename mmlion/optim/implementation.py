@@ -30,21 +30,22 @@ from torch.optim.optimizer import _default_to_fused_or_foreach
 
 from mmlion.ops import lion_cpu, lion_triton
 from .dtensor import DTensor, local_shards
-from .functional import multi_tensor_lion, reading_flags_on_host, single_tensor_lion
+from .functional import multi_tensor_lion, single_tensor_lion
 
 __all__ = ['Implementation', 'choose', 'hands_amp_scaling_to_step', 'reads_flags_on_device']
 
 
 class Implementation(NamedTuple):
-    name: str       # 'fused', 'foreach', 'for-loop' or 'local shards'
-    run: Callable   # run(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay,
-    #                     initial_lr, maximize, cautious, grad_scale, found_inf, host_plan)
-    on_device: bool  # reads lr, the GradScaler's flags and the guard's on the device
+    name: str         # 'fused', 'foreach', 'for-loop' or 'local shards'
+    update: Callable  # update(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay,
+    #                          initial_lr, maximize, cautious), and, on_device, grad_scale,
+    #                          found_inf and host_plan
+    on_device: bool   # reads lr, the GradScaler's flags and the guard's on the device
 
 
-FOR_LOOP = Implementation('for-loop', reading_flags_on_host(single_tensor_lion), False)
-FOREACH = Implementation('foreach', reading_flags_on_host(multi_tensor_lion), False)
-FUSED_CPU = Implementation('fused', reading_flags_on_host(lion_cpu.fused_lion_), False)
+FOR_LOOP = Implementation('for-loop', single_tensor_lion, False)
+FOREACH = Implementation('foreach', multi_tensor_lion, False)
+FUSED_CPU = Implementation('fused', lion_cpu.fused_lion_, False)
 FUSED_GPU = Implementation('fused', lion_triton.fused_lion_, True)
 
 
@@ -88,12 +89,13 @@ def _choose_for_tensors(params, grads, exp_avgs, foreach, fused) -> Implementati
 
 
 def _on_local_shards(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
-                     foreach, fused, cautious: bool, **arguments) -> None:
+                     foreach, fused, cautious: bool, **hyperparameters) -> None:
     """Each rank steps its local shards, with the implementation chosen for them (the
-    DTensors themselves, through torch's dispatch, where they cannot be split)."""
+    DTensors themselves, through torch's dispatch, where they cannot be split). It reads
+    no flags on the device: the caller honours a GradScaler's on the host."""
     params, grads, exp_avgs = local_shards(params, grads, exp_avgs, cautious)
-    _choose_for_tensors(params, grads, exp_avgs, foreach, fused).run(
-        params, grads, exp_avgs, cautious=cautious, **arguments)
+    _choose_for_tensors(params, grads, exp_avgs, foreach, fused).update(
+        params, grads, exp_avgs, cautious=cautious, **hyperparameters)
 
 
 def hands_amp_scaling_to_step(param_groups: List[dict]) -> bool:

@@ -11,11 +11,9 @@ keyword-only signature, is in :mod:`.functional`; which one runs is decided in
 Unlike torch's optimizers, the class batches tensors across param groups whose
 hyperparameters are equal, because MMEngine's ``paramwise_cfg`` makes one group per
 parameter, and it decides each batch's implementation once, when it builds its step
-plan (:mod:`.step_plan`). From :meth:`Lion.step` to the math: ``step`` -> ``_update``
--> the chosen implementation -> ``multi_tensor_lion`` (or the C++ or Triton kernel's
-launcher).
+plan (:mod:`.step_plan`). From :meth:`Lion.step` to the math: ``step`` ->
+``_run_buckets`` -> ``multi_tensor_lion`` (or the C++ or Triton kernel's launcher).
 """
-import functools
 import warnings
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -256,33 +254,31 @@ class Lion(Optimizer):
         if skip_if is not None:
             found_inf = skip_if if found_inf is None else (found_inf != 0) | (skip_if != 0)
         first = self.param_groups[0]
-        if not first['skip_nonfinite']:
-            self._update(grad_scale, found_inf)
-            return loss
+        if first['skip_nonfinite']:
+            take, found_inf = self._guard(found_inf)
+            if not take:
+                return loss
+        plan = self._step_plan
+        buckets = plan.reuse(self.param_groups, self.state) if plan is not None else None
+        if buckets is None:  # (the plan holds no sparse gradient: _init_group refuses them)
+            buckets = self._plan_buckets()
+        self._check_step_values(buckets)
+        _run_buckets(buckets, grad_scale, found_inf)
+        return loss
+
+    def _guard(self, overflow: Optional[Tensor]) -> Tuple[bool, Optional[Tensor]]:
+        """The non-finite guard's verdict on this step (``skip_nonfinite``), before any
+        state is touched: (take the step?, the flag the step then skips on)."""
         located = self._located_grads()
 
         def describe(position: int) -> str:
             index, p = located[position]
             return f'param group {index}, parameter of shape {tuple(p.shape)}'
 
-        self.nonfinite_guard.step_if_finite(
-            functools.partial(self._update, grad_scale), [p.grad for _, p in located],
-            first['max_consecutive_skips'], on_device=self._reads_flags_on_device,
-            overflow=found_inf, describe=describe)
-        return loss
-
-    def _update(self, grad_scale: Optional[Tensor] = None,
-                skip_if: Optional[Tensor] = None) -> None:
-        """The update over every bucket, each by the implementation chosen for it when
-        the plan was built. ``skip_if``: a flag that, nonzero, makes it change nothing."""
-        plan = self._step_plan
-        buckets = plan.reuse(self.param_groups, self.state) if plan is not None else None
-        if buckets is None:  # (the plan holds no sparse gradient: _init_group refuses them)
-            buckets = self._plan_buckets()
-        self._check_step_values(buckets)
-        for bucket in buckets:
-            bucket.run(bucket.params, bucket.grads, bucket.exp_avgs, **bucket.hyperparameters,
-                       grad_scale=grad_scale, found_inf=skip_if, host_plan=bucket.host_plan)
+        first = self.param_groups[0]
+        return self.nonfinite_guard.decide(
+            [p.grad for _, p in located], first['max_consecutive_skips'],
+            on_device=self._reads_flags_on_device, overflow=overflow, describe=describe)
 
     def _check_step_values(self, buckets: List[Bucket]) -> None:
         """Each bucket's lr, betas and weight decay, as this step is about to read them,
@@ -317,17 +313,17 @@ class Lion(Optimizer):
             self._init_group(group, index, bucket)
         keys = [key for key, bucket in buckets.items() if bucket[0]]
         # Each bucket's implementation, all decided (and any refused) before any runs.
-        runs = [choose(*buckets[k][:3], foreach=self.param_groups[members[k][0]]['foreach'],
-                       fused=self.param_groups[members[k][0]]['fused']).run for k in keys]
+        chosen = [choose(*buckets[k][:3], foreach=self.param_groups[members[k][0]]['foreach'],
+                         fused=self.param_groups[members[k][0]]['fused']) for k in keys]
         plan = self._step_plan = StepPlan.record(
             self.param_groups, self.state, [members[k] for k in keys],
-            [(buckets[k][0], buckets[k][2], run) for k, run in zip(keys, runs)],
+            [(buckets[k][0], buckets[k][2], how) for k, how in zip(keys, chosen)],
             _hyperparameters,
             fixed_keys=tuple(k for k, how in STEP_KEYS.items() if how is FIXED),
             scheduled_keys=tuple(k for k, how in STEP_KEYS.items() if how is SCHEDULED))
         host_plans = plan.host_plans() if plan is not None else [None] * len(keys)
-        return [Bucket(members[k][0], *buckets[k], host_plan, run)
-                for k, host_plan, run in zip(keys, host_plans, runs)]
+        return [Bucket(members[k][0], *buckets[k], host_plan, how)
+                for k, host_plan, how in zip(keys, host_plans, chosen)]
 
     def guards_on_device(self) -> bool:
         """True when every step runs the fused GPU kernel, which skips on a flag on the
@@ -439,7 +435,28 @@ def lion(params: List[Tensor],
     """
     if not params:
         return
-    choose(params, grads, exp_avgs, foreach, fused).run(
-        params, grads, exp_avgs, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
-        initial_lr=initial_lr, maximize=maximize, cautious=cautious, grad_scale=grad_scale,
-        found_inf=found_inf, host_plan=host_plan)
+    hyperparameters = dict(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                           initial_lr=initial_lr, maximize=maximize, cautious=cautious)
+    _run_buckets([Bucket(0, params, grads, exp_avgs, hyperparameters, host_plan,
+                         choose(params, grads, exp_avgs, foreach, fused))],
+                 grad_scale, found_inf)
+
+
+def _run_buckets(buckets: List[Bucket], grad_scale: Optional[Tensor],
+                 found_inf: Optional[Tensor]) -> None:
+    """Each bucket's update by the implementation chosen for it. ``grad_scale`` and
+    ``found_inf`` are a GradScaler's (or, ``found_inf``, a guard's flag): the Triton
+    kernel reads them on the device; for the others the contract is kept here, once for
+    all: nothing happens when ``found_inf`` is set, else the gradients are unscaled in
+    place, as ``GradScaler.unscale_`` leaves them."""
+    for bucket in buckets:
+        how = bucket.implementation
+        if how.on_device:
+            how.update(bucket.params, bucket.grads, bucket.exp_avgs, **bucket.hyperparameters,
+                       grad_scale=grad_scale, found_inf=found_inf, host_plan=bucket.host_plan)
+            continue
+        if found_inf is not None and bool(found_inf):
+            return  # (no bucket reads its flags on the device: all skip)
+        if grad_scale is not None:
+            torch._foreach_div_(bucket.grads, grad_scale.reshape(()))
+        how.update(bucket.params, bucket.grads, bucket.exp_avgs, **bucket.hyperparameters)

@@ -13,9 +13,9 @@ for good. :class:`NonFiniteGuard` decides, before a step, whether to take it:
 3. the guard counts the skip, logs it, and raises ``FloatingPointError`` after
    ``max_consecutive_skips`` skips in a row.
 
-Everything reaches it through one door, :meth:`NonFiniteGuard.step_if_finite`, which
-decides, counts and takes (or skips) the step; its counts enter and leave a state dict
-through :meth:`NonFiniteGuard.save_into` and :meth:`NonFiniteGuard.load_from` only.
+Everything reaches it through one door, :meth:`NonFiniteGuard.decide`, which decides
+and counts (the caller then takes the step or not); its counts enter and leave a state
+dict through :meth:`NonFiniteGuard.save_into` and :meth:`NonFiniteGuard.load_from` only.
 
 One switch per audience turns it on: ``mmlion.GuardedOptimWrapper`` (and
 ``GuardedAmpOptimWrapper``) in MMEngine configs (any optimizer), ``Lion(skip_nonfinite=
@@ -24,7 +24,7 @@ state dict, :data:`STATE_KEY`. Where the step runs the fused GPU kernel, the gua
 its verdict to the kernel as a flag on the device instead of deciding on the host,
 whichever switch turned it on.
 """
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -133,39 +133,38 @@ class NonFiniteGuard:
         self._device_counts: Optional[Tensor] = None
         self._in_flight: Optional[_HostCopy] = None
 
-    def step_if_finite(self, take_step: Callable, grads: Sequence[Tensor],
-                       max_consecutive: Optional[int] = 10, *, on_device: bool = False,
-                       overflow: Optional[Tensor] = None, norm: Optional[Tensor] = None,
-                       describe: Optional[Callable[[int], str]] = None):
+    def decide(self, grads: Sequence[Tensor], max_consecutive: Optional[int] = 10, *,
+               on_device: bool = False, overflow: Optional[Tensor] = None,
+               norm: Optional[Tensor] = None,
+               describe: Optional[Callable[[int], str]] = None) -> Tuple[bool, Optional[Tensor]]:
         """The guard's one door: decide, on every rank alike, whether the step over
-        ``grads`` may be taken, count the verdict, and take the step accordingly.
+        ``grads`` may be taken, and count the verdict. Returns ``(take, skip_if)``:
 
         * ``on_device`` (the step runs the fused GPU kernel, which reads a skip flag on
-          the device): ``take_step(skip_if=flag)``, with no host sync; the counts stay on
-          the device and reach the host a step or two later.
-        * otherwise the host decides: ``take_step()`` when no gradient is NaN or Inf on
-          any rank; nothing, counted and logged, when one is.
+          the device): ``(True, flag)``; take the step with ``skip_if=flag``, and it
+          writes nothing where the flag is set. No host sync: the counts stay on the
+          device and reach the host a step or two later.
+        * otherwise the host decides: ``(True, None)`` when no gradient is NaN or Inf on
+          any rank, ``(False, None)``, counted and logged, when one is.
 
         ``overflow``: a GradScaler's ``found_inf`` for this step, which skips the step
         too but is not counted (an overflow is the scaler's to handle). ``norm``: the
         total gradient norm, where clipping computed it; non-finite exactly when some
         gradient is, so the gradients need not be read again. ``describe(i)`` names
-        ``grads[i]`` in the log when it is the bad one. Returns what ``take_step``
-        returned, or None for a step not taken.
+        ``grads[i]`` in the log when it is the bad one.
         """
         if on_device and grads:
-            return take_step(skip_if=self._skip_flag_on_device(grads, max_consecutive,
-                                                               overflow, norm))
+            return True, self._skip_flag_on_device(grads, max_consecutive, overflow, norm)
         if overflow is not None and bool(overflow):
-            return None
+            return False, None
         self.flush()
         local = (~torch.isfinite(norm.detach()).all() if norm is not None
                  else found_nonfinite(grads))
         if not agree_across_ranks(local):
             self.consecutive = 0
-            return take_step()
+            return True, None
         self._record_skip(max_consecutive, self._where(grads, describe))
-        return None
+        return False, None
 
     @staticmethod
     def _where(grads: Sequence[Tensor], describe: Optional[Callable[[int], str]]) -> str:

@@ -38,7 +38,7 @@ plans existed, which is correct and slower. :meth:`Lion.load_state_dict` and
 """
 from itertools import chain
 from operator import itemgetter
-from typing import Callable, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
 from torch import Tensor
 
@@ -56,7 +56,7 @@ class Bucket(NamedTuple):
     exp_avgs: List[Tensor]
     hyperparameters: dict  # lion()'s keyword arguments, read from the leader
     host_plan: Optional[dict]  # the GPU kernel's own plan for these lists
-    run: Callable          # the implementation chosen for these lists (.implementation)
+    implementation: Any    # the one chosen for these lists (.implementation.Implementation)
 
 
 def _picker(indices: List[int]) -> Callable[[list], tuple]:
@@ -69,7 +69,8 @@ class StepPlan:
 
     def __init__(self, check, buckets: List[tuple], hyperparameters: Callable[[dict], dict]):
         self.check = check
-        self.buckets = buckets  # (leader, params, exp_avgs, gradient picker, host plan, run)
+        self.buckets = buckets  # (leader, params, exp_avgs, gradient picker, host plan,
+        #                         implementation)
         self.hyperparameters = hyperparameters
 
     @classmethod
@@ -79,8 +80,8 @@ class StepPlan:
                ) -> Optional['StepPlan']:
         """The plan of the step just built, or None where there can be none (no C++
         extension, or a value the check cannot compare). ``members``: each bucket's group
-        indices (increasing); ``lists``: each bucket's (params, exp_avgs, implementation's
-        run) as the step built and chose them; ``hyperparameters``: what :func:`lion` takes from a group; ``fixed_keys``
+        indices (increasing); ``lists``: each bucket's (params, exp_avgs, implementation)
+        as the step built and chose them; ``hyperparameters``: what :func:`lion` takes from a group; ``fixed_keys``
         and ``scheduled_keys``: the group keys the step reads (``Lion``'s ``STEP_KEYS``)."""
         compiled = CPU.get()
         if compiled is None:
@@ -99,8 +100,8 @@ class StepPlan:
                               if p.grad is not None])
             start += len(group['params'])
         buckets = [(indices[0], params, exp_avgs,
-                    _picker(list(chain.from_iterable(with_grad[g] for g in indices))), {}, run)
-                   for indices, (params, exp_avgs, run) in zip(members, lists)]
+                    _picker(list(chain.from_iterable(with_grad[g] for g in indices))), {}, how)
+                   for indices, (params, exp_avgs, how) in zip(members, lists)]
         return cls(check, buckets, hyperparameters)
 
     def host_plans(self) -> List[dict]:
@@ -114,5 +115,5 @@ class StepPlan:
         if grads is None:
             return None
         return [Bucket(leader, params, list(pick(grads)), exp_avgs,
-                       self.hyperparameters(param_groups[leader]), host_plan, run)
-                for leader, params, exp_avgs, pick, host_plan, run in self.buckets]
+                       self.hyperparameters(param_groups[leader]), host_plan, how)
+                for leader, params, exp_avgs, pick, host_plan, how in self.buckets]

@@ -544,11 +544,11 @@ def test_equal_groups_are_batched_into_one_call(monkeypatch):
     def spy(params, grads, exp_avgs, foreach, fused):
         chosen = real(params, grads, exp_avgs, foreach, fused)
 
-        def run(params, *args, **kwargs):
+        def update(params, *args, **kwargs):
             calls.append(len(params))
-            return chosen.run(params, *args, **kwargs)
+            return chosen.update(params, *args, **kwargs)
 
-        return chosen._replace(run=run)
+        return chosen._replace(update=update)
 
     monkeypatch.setattr(lion_module, 'choose', spy)
     params = [torch.nn.Parameter(torch.randn(3)) for _ in range(6)]

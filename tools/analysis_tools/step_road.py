@@ -72,7 +72,7 @@ def main() -> None:
         reentries = sum(1 for i, f in enumerate(files) if f in files[:i])
         print(f'Lion({", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"}): '
               f'{len(calls)} calls, {len(set(files))} files, {reentries} returns to a file '
-              f'left, {len(hops) - 1} hops to the math')
+              f'left, {len(hops) - 1} calls down to the op doing the math')
         print('  road: ' + ' | '.join(c.split('/')[-1] for c in calls))
         print('  math: ' + ' -> '.join(h.split('/')[-1] for h in hops))
 
