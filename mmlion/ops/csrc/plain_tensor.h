@@ -25,5 +25,7 @@ inline bool kernel_takes(const at::Tensor& t) {
 
 // kernel_takes for a Python object: False for anything that is not a Tensor (None).
 inline bool kernel_takes_object(PyObject* item) {
-  return item != nullptr && THPVariable_Check(item) && kernel_takes(THPVariable_Unpack(item));
+  // is_plain_tensor first: an exact type compare, where THPVariable_Check is an isinstance
+  return item != nullptr && (is_plain_tensor(item) || THPVariable_Check(item)) &&
+         kernel_takes(THPVariable_Unpack(item));
 }
