@@ -10,7 +10,8 @@ process, all of it here:
 2. MMEngine's ``OPTIM_WRAPPERS``, ``HOOKS`` and ``STRATEGIES`` (through mmlion's child
    registries): ``mmlion.GuardedOptimWrapper``, ``mmlion.GuardedAmpOptimWrapper``,
    ``mmlion.AtomicCheckpointHook``, ``mmlion.RngStateHook``, ``mmlion.PartialGradientHook``,
-   ``mmlion.ResumableCheckpointHook`` (the three in one), ``mmlion.FSDPStrategy`` and
+   ``mmlion.ShardedOptimizerHook``, ``mmlion.ResumableCheckpointHook`` (the four in one),
+   ``mmlion.ConfigCheckHook``, ``mmlion.FSDPStrategy`` and
    ``mmlion.DeepSpeedStrategy`` (MMEngine's own ``'FSDPStrategy'`` and
    ``'DeepSpeedStrategy'`` are left as they are; mmlion's ``tools/train.py`` picks
    mmlion's).

@@ -1,7 +1,8 @@
 """mmlion's parts for MMEngine's Runner: hooks with one job each (checkpoints written
 atomically, ``type='mmlion.AtomicCheckpointHook'``; training's RNG states,
 ``mmlion.RngStateHook``; the gradient of an unfinished accumulation window,
-``mmlion.PartialGradientHook``; the three in one line,
+``mmlion.PartialGradientHook``; a ZeRO optimizer's shards gathered before each
+checkpoint, ``mmlion.ShardedOptimizerHook``; the four in one line,
 ``mmlion.ResumableCheckpointHook``; the config checked against the model, the
 checkpoint and the metrics as each becomes known, ``mmlion.ConfigCheckHook``), the
 atomic, stamp-keeping file backend the checkpoint hook writes with, and the
@@ -9,9 +10,9 @@ FlexibleRunner's FSDP and DeepSpeed strategies, fixed for current torch and deep
 for CPU-only machines (``type='mmlion.FSDPStrategy'``, ``type='mmlion.DeepSpeedStrategy'``)."""
 from .fileio import AtomicLocalBackend
 from .hooks import (AtomicCheckpointHook, ConfigCheckHook, PartialGradientHook,
-                    ResumableCheckpointHook, RngStateHook)
+                    ResumableCheckpointHook, RngStateHook, ShardedOptimizerHook)
 from .strategies import DeepSpeedStrategy, FSDPStrategy
 
 __all__ = ['AtomicCheckpointHook', 'AtomicLocalBackend', 'ConfigCheckHook',
            'DeepSpeedStrategy', 'FSDPStrategy', 'PartialGradientHook',
-           'ResumableCheckpointHook', 'RngStateHook']
+           'ResumableCheckpointHook', 'RngStateHook', 'ShardedOptimizerHook']

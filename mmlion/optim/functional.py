@@ -29,8 +29,8 @@ def _apply_caution_(update: Tensor, grad: Tensor) -> None:
 
 
 def single_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
-                        lr: Union[float, Tensor], beta1: float, beta2: float,
-                        weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
+                       lr: Union[float, Tensor], beta1: float, beta2: float,
+                       weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
     lr, initial_lr = as_scalar(lr), as_scalar(initial_lr)
     decay = decay_factor(lr, weight_decay, initial_lr)
     for param, grad, exp_avg in zip(params, grads, exp_avgs):
@@ -62,8 +62,8 @@ def single_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List
 
 
 def multi_tensor_lion(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], *,
-                       lr: Union[float, Tensor], beta1: float, beta2: float,
-                       weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
+                      lr: Union[float, Tensor], beta1: float, beta2: float,
+                      weight_decay: float, initial_lr, maximize: bool, cautious: bool) -> None:
     lr, initial_lr = as_scalar(lr), as_scalar(initial_lr)
     decay = decay_factor(lr, weight_decay, initial_lr)
     params, grads, exp_avgs = as_real(params, grads, exp_avgs)

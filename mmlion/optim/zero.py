@@ -2,10 +2,12 @@
 
 MMEngine 0.10.7's ``ZeroRedundancyOptimizer`` finds its inner optimizer with
 ``getattr(torch.optim, optimizer_type)``, so it cannot shard Lion (or anything
-else from a registry). This one builds the inner optimizer from MMEngine's
-``OPTIMIZERS`` registry. Its ``state_dict()`` is, as MMEngine's and as FSDP's, a
-collective that every rank calls (MMEngine's Runner does, for every checkpoint): it
-gathers the shards on rank 0, so MMEngine's own ``CheckpointHook`` saves it.
+else from a registry), and it deadlocks at the first checkpoint: its ``state_dict()``
+gathers the shards, a collective, which MMEngine's ``Runner.save_checkpoint`` calls on
+rank 0 alone. This one builds the inner optimizer from MMEngine's ``OPTIMIZERS``
+registry, and leaves the gathering to :class:`~mmlion.engine.ShardedOptimizerHook`,
+which calls ``consolidate_state_dict`` on every rank before the checkpoint hook saves
+(``mmlion.ResumableCheckpointHook`` adds it).
 
 Each rank keeps the optimizer state of its shard only: for Lion, 4 bytes per
 parameter divided by the number of ranks. Lion's update is elementwise, so the
@@ -67,6 +69,8 @@ class ZeroRedundancyOptimizer(TorchZero):
                 f"deprecated and is removed; wrap it in optim_wrapper=dict(type="
                 f"'mmlion.GuardedOptimWrapper', max_consecutive_skips=..., optimizer=...), "
                 f'the same guard for every optimizer (old checkpoints resume under it)')
+        self._steps = 0
+        self._consolidated_at: Optional[int] = None
         super().__init__(params, optimizer_class, **kwargs)
         # torch shares one dict between ``defaults`` and what it passes to the inner
         # optimizer; the wrapper's own option joins ``defaults`` only, so that
@@ -74,12 +78,27 @@ class ZeroRedundancyOptimizer(TorchZero):
         self._optim_defaults = dict(self._optim_defaults)
         self.defaults.update(optimizer_type=optimizer_type)
 
+    def step(self, closure=None, **kwargs):
+        self._steps += 1
+        return super().step(closure=closure, **kwargs)
+
+    def consolidate_state_dict(self, to: int = 0) -> None:
+        """Gather the shards on rank ``to``; every rank must call it."""
+        super().consolidate_state_dict(to)
+        self._consolidated_at = self._steps
+
     def state_dict(self) -> dict:
-        """The whole optimizer state on rank 0 of the process group, an empty dict on
-        the others: a collective (the shards are gathered), so every rank must call it,
-        as MMEngine's Runner does for every checkpoint."""
-        self.consolidate_state_dict(to=0)
-        return super().state_dict() if self.rank == 0 else {}
+        """The whole optimizer state, on the rank it was consolidated to. Raises,
+        instead of returning stale state, when a step came after the last
+        consolidation."""
+        if self._consolidated_at != self._steps:
+            raise RuntimeError(
+                'ZeroRedundancyOptimizer.state_dict(): the optimizer state is sharded and '
+                f'was last gathered at step {self._consolidated_at} (now {self._steps}); '
+                'call consolidate_state_dict(to=0) on every rank first. In an MMEngine '
+                "config, custom_hooks=[dict(type='mmlion.ShardedOptimizerHook')] does so "
+                'before every checkpoint (mmlion.ResumableCheckpointHook adds it)')
+        return super().state_dict()
 
     def load_state_dict(self, state_dict) -> None:
         """torch's, without the guard counts of a checkpoint saved with the removed

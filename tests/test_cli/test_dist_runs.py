@@ -21,12 +21,13 @@ def test_two_process_ddp_and_zero_resume_bitwise_and_match(tmp_path, ddp_straigh
     assert extra['world_size'] == 2 and len(extra['rng']) == 2  # one state per rank
 
     # ZeRO-sharded Lion, guarded by the wrapper, killed and resumed, ends where DDP with
-    # plain Lion ends; saved by MMEngine's own CheckpointHook, with mmlion's RNG and
-    # partial-gradient hooks beside it (ZeRO gathers its state in state_dict).
+    # plain Lion ends; saved by MMEngine's own CheckpointHook, with mmlion's one-job
+    # hooks beside it (RNG states, partial gradients, ZeRO's shards gathered).
     zero = write_config(tmp_path, 'zero', nproc=2, optimizer=ZERO,
                         wrapper='mmlion.GuardedOptimWrapper', checkpoint_hook='CheckpointHook',
                         custom_hooks="[dict(type='mmlion.RngStateHook'), "
-                                     "dict(type='mmlion.PartialGradientHook')]")
+                                     "dict(type='mmlion.PartialGradientHook'), "
+                                     "dict(type='mmlion.ShardedOptimizerHook')]")
     zero_resumed, out = kill_and_resume(tmp_path, zero, 'zero_resumed', nproc=2)
     assert 'ZeroRedundancyOptimizer' in zero_resumed['meta']['cfg']
     assert_bitwise_equal(straight, zero_resumed, 'ZeRO vs DDP')

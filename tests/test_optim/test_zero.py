@@ -1,7 +1,6 @@
 """mmlion.ZeroRedundancyOptimizer on a real one-process gloo group, in-process: it
-steps like Lion, is guarded by the wrapper every optimizer is guarded by, and gathers its
-state in ``state_dict`` (a collective, as MMEngine's and FSDP's), so MMEngine's own
-CheckpointHook saves it."""
+steps like Lion, is guarded by the wrapper every optimizer is guarded by, and refuses
+stale state."""
 import pytest
 import torch
 
@@ -37,7 +36,10 @@ def test_zero_steps_like_lion_and_the_guarded_wrapper_skips_nonfinite_steps(
             _step(lion, lion_params)
     for z, p in zip(zero_params, lion_params):
         assert torch.equal(z.detach(), p.detach())
-    state = wrapper.state_dict()  # no consolidate_state_dict first: state_dict gathers
+    with pytest.raises(RuntimeError, match='mmlion.ShardedOptimizerHook'):
+        zero.state_dict()
+    zero.consolidate_state_dict(to=0)
+    state = wrapper.state_dict()
     assert state['nonfinite'] == dict(skipped=1, consecutive=0)
     assert all(set(s) == {'exp_avg'} for s in state['state'].values())
 
@@ -60,6 +62,7 @@ def test_a_checkpoint_saved_with_the_removed_option_resumes_under_the_wrapper(
     params = _params()
     zero = ZeroRedundancyOptimizer(params, optimizer_type='Lion', lr=1e-2)
     _step(zero, params)
+    zero.consolidate_state_dict(to=0)
     old = dict(zero.state_dict(), nonfinite=dict(skipped=2, consecutive=1))
     wrapper = GuardedOptimWrapper(
         ZeroRedundancyOptimizer(_params(), optimizer_type='Lion', lr=1e-2))
@@ -67,4 +70,5 @@ def test_a_checkpoint_saved_with_the_removed_option_resumes_under_the_wrapper(
     assert (wrapper.nonfinite_guard.skipped, wrapper.nonfinite_guard.consecutive) == (2, 1)
     alone = ZeroRedundancyOptimizer(_params(), optimizer_type='Lion', lr=1e-2)
     alone.load_state_dict(old)
+    alone.consolidate_state_dict(to=0)
     assert 'nonfinite' not in alone.state_dict()

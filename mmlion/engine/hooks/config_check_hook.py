@@ -26,6 +26,7 @@ from mmlion.registry import HOOKS
 from mmlion.utils.checkpoint import first_nonfinite
 from mmlion.utils.config_error import ConfigError, did_you_mean
 from ..paramwise_report import report_paramwise
+from ..resume.partial_gradients import optim_wrappers
 
 __all__ = ['ConfigCheckHook']
 _SHOWN = 5  # names listed in a message
@@ -57,6 +58,7 @@ class ConfigCheckHook(Hook):
         optim_wrapper = runner.cfg.get('optim_wrapper')
         if isinstance(optim_wrapper, dict) and 'optimizer' in optim_wrapper:
             report_paramwise(runner.model, optim_wrapper, runner.logger)
+        _check_sharded_state_is_gathered(runner)
 
     # -- a checkpoint loaded --------------------------------------------------------
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -123,3 +125,20 @@ class ConfigCheckHook(Hook):
                         f'{type(hook).__name__}: save_best={name!r} is not a metric this '
                         f'run\'s evaluator reports{did_you_mean(name, metrics) or "."} It '
                         f'reports {sorted(metrics)}')
+
+
+def _check_sharded_state_is_gathered(runner) -> None:
+    """A ZeRO-sharded optimizer saved by a checkpoint hook needs ShardedOptimizerHook
+    (which ResumableCheckpointHook adds), or its first checkpoint raises: say so now."""
+    from .resumable_checkpoint_hook import ResumableCheckpointHook
+    from .sharded_optimizer_hook import ShardedOptimizerHook
+    sharded = [type(w.optimizer).__name__ for w in optim_wrappers(runner)
+               if hasattr(w.optimizer, 'consolidate_state_dict')]
+    hooks = runner.hooks
+    if sharded and any(isinstance(h, CheckpointHook) for h in hooks) and not any(
+            isinstance(h, (ShardedOptimizerHook, ResumableCheckpointHook)) for h in hooks):
+        raise ConfigError(
+            f'optim_wrapper.optimizer is a sharded {sharded[0]}, whose state rank 0 can '
+            f'save only once every rank has gathered it; add custom_hooks=[dict(type='
+            f"'mmlion.ShardedOptimizerHook')] (or use mmlion.ResumableCheckpointHook, "
+            f'which adds it), or the first checkpoint fails')

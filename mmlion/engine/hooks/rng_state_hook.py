@@ -1,11 +1,12 @@
 """``RngStateHook``: training's random numbers, the same after a resume as in an
 uninterrupted run (and unshifted by validation)."""
-from mmengine.hooks import CheckpointHook, Hook
+from mmengine.hooks import CheckpointHook
 from mmengine.runner import IterBasedTrainLoop
 
 from mmlion.registry import HOOKS
 from .. import mmengine_fixes
-from ..resume.payload import add_from_every_rank, this_ranks
+from ..resume.checkpoint_moments import BeforeEachCheckpoint
+from ..resume.payload import RankPayload
 from ..resume.resumed_data import ResumedDataIterator
 from ..resume.rng import RngStream
 
@@ -17,7 +18,7 @@ def _iteration_based(runner) -> bool:
 
 
 @HOOKS.register_module()
-class RngStateHook(Hook):
+class RngStateHook(BeforeEachCheckpoint):
     """Every rank's python, numpy, torch (and CUDA) RNG states, kept in each checkpoint
     and restored on resume.
 
@@ -30,8 +31,9 @@ class RngStateHook(Hook):
     the RNGs (:mod:`~mmlion.engine.resume.resumed_data`).
 
     Its priority, between ``LOW`` and MMEngine's ``CheckpointHook`` (``VERY_LOW``), makes
-    it record the states after the other hooks of an iteration or epoch and before the
-    checkpoint is saved. Works with MMEngine's ``CheckpointHook`` or any other.
+    it record the states after the other hooks of an iteration or epoch and, where the
+    checkpoint hook is about to save, gather every rank's before it does. Works with
+    MMEngine's ``CheckpointHook`` or any subclass of it.
 
     Bitwise resume holds for ``EpochBasedTrainLoop`` with epoch checkpoints and data
     loaders whose workers are not persistent (``num_workers=0`` or
@@ -43,10 +45,9 @@ class RngStateHook(Hook):
         >>> custom_hooks = [dict(type='mmlion.RngStateHook')]
     """
 
-    priority = 80  # after LOW (70), before CheckpointHook (VERY_LOW, 90)
-
     def __init__(self):
         self._rng = RngStream()  # this rank's training RNG states
+        self._payload = RankPayload('rng', 'RngStateHook')
 
     def before_train(self, runner) -> None:
         loader = runner.train_dataloader
@@ -79,6 +80,7 @@ class RngStateHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if _iteration_based(runner):
             self._rng.record()
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
 
     def after_val(self, runner) -> None:
         """Under IterBasedTrainLoop validation runs between two batches: the next batch
@@ -88,11 +90,15 @@ class RngStateHook(Hook):
 
     def after_train_epoch(self, runner) -> None:
         self._rng.record(restore_next=True)
+        super().after_train_epoch(runner)
+
+    def before_saving(self, runner) -> None:
+        self._payload.gather(runner, self._rng.for_checkpoint())
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        add_from_every_rank(checkpoint, 'rng', self._rng.for_checkpoint())
+        self._payload.add_to(runner, checkpoint, self._rng.for_checkpoint)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        state = this_ranks(runner, checkpoint, 'rng', 'RngStateHook')
+        state = self._payload.this_ranks(runner, checkpoint)
         if state is not None:
             self._rng.resume_from(state)

@@ -7,11 +7,11 @@
   (``RngStateHook``, which restores the RNGs just before the first new batch);
 * :mod:`.partial_gradients`: the gradient of an unfinished accumulation window
   (``PartialGradientHook``);
+* :mod:`.checkpoint_moments`: when the checkpoint hook may save, so that every rank
+  can hand rank 0 its part first (``RngStateHook``, ``PartialGradientHook``,
+  ``ShardedOptimizerHook``);
 * :mod:`.payload`: where those hooks keep every rank's values in a checkpoint;
 * :mod:`.atomic_saving`: MMEngine's checkpoint saving, reordered so that a crash leaves
   a complete checkpoint that ``last_checkpoint`` names, replacing and deleting only
   what mmlion wrote (``AtomicCheckpointHook``).
-
-ZeRO's sharded optimizer state needs no hook: ``mmlion.ZeroRedundancyOptimizer``
-gathers it in its ``state_dict``, which every rank calls.
 """

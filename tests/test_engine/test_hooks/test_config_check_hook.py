@@ -35,3 +35,23 @@ def test_the_hook_is_added_once():
     add_config_check_hook(cfg)
     add_config_check_hook(cfg)
     assert [h['type'] for h in cfg.custom_hooks] == ['EMAHook', 'mmlion.ConfigCheckHook']
+
+
+@pytest.mark.parametrize('checkpoint_hook, companions, refused', [
+    ('CheckpointHook', [], True),
+    ('CheckpointHook', [dict(type='mmlion.ShardedOptimizerHook')], False),
+    ('mmlion.ResumableCheckpointHook', [], False)])
+def test_zero_without_its_gathering_hook_is_refused_before_training(
+        tmp_path, single_process_group, checkpoint_hook, companions, refused):
+    from helpers import ZERO
+    runner = toy_runner(tmp_path / 'run', **{
+        'optim_wrapper.optimizer': dict(eval(ZERO), _delete_=True),
+        'default_hooks.checkpoint.type': checkpoint_hook,
+        'custom_hooks': [*CHECKED['custom_hooks'], *companions], 'train_cfg.max_epochs': 1})
+    if refused:
+        with pytest.raises(ConfigError, match="'mmlion.ShardedOptimizerHook'"):
+            runner.train()
+        assert not list((tmp_path / 'run').glob('epoch_*.pth'))
+    else:
+        runner.train()
+        assert (tmp_path / 'run' / 'epoch_1.pth').exists()
