@@ -37,6 +37,7 @@ def test_the_hook_is_added_once():
     assert [h['type'] for h in cfg.custom_hooks] == ['EMAHook', 'mmlion.ConfigCheckHook']
 
 
+@pytest.mark.slow  # three real trainings
 @pytest.mark.parametrize('checkpoint_hook, companions, refused', [
     ('CheckpointHook', [], True),
     ('CheckpointHook', [dict(type='mmlion.ShardedOptimizerHook')], False),

@@ -33,6 +33,7 @@ class Witness(Hook):
         self.saved.append((runner.epoch, runner.iter))
 
 
+@pytest.mark.slow  # six real trainings
 @pytest.mark.parametrize('checkpoint', [
     dict(interval=1),
     dict(interval=2, save_begin=1, save_last=True),
