@@ -283,3 +283,15 @@ def test_memory_per_rank_shows_what_each_engine_shards():
     for engine in ('DeepSpeed ZeRO-1', 'DeepSpeed ZeRO-2'):
         params, master, grads, state, _ = rows[engine]
         assert params == 4.0 and all(1.9 <= value <= 2.1 for value in (master, grads, state))
+
+
+@pytest.mark.parametrize('options', [dict(), dict(foreach=True), dict(skip_nonfinite=True)],
+                         ids=['defaults', 'foreach', 'guarded'])
+def test_a_reused_step_decides_nothing_and_reaches_the_math_in_three_calls(options):
+    """tools/analysis_tools/step_road.py on a step whose plan is reused: no implementation
+    is chosen again, and the op doing the math is three calls below Lion.step
+    (step -> _run_buckets -> the implementation -> the op)."""
+    road = load_tool('tools/analysis_tools/step_road.py')
+    calls, files, hops = road.road(**options)
+    assert hops[0].endswith('lion.py:step') and len(hops) - 1 <= 3, hops
+    assert not any('implementation.py' in call for call in calls), calls
