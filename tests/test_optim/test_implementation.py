@@ -84,6 +84,8 @@ def test_grad_scaler_hand_off_follows_every_groups_implementation(groups, defaul
     assert copy.deepcopy(optimizer)._step_supports_amp_scaling is hands_off
 
 
+@pytest.mark.skipif(not lion_triton.available(),
+                    reason=f'fused=True on a Triton device needs it: {lion_triton.load_error()}')
 def test_guards_on_device_is_decided_as_groups_are_added(monkeypatch):
     assert not Lion([param()], fused=True).guards_on_device()
     monkeypatch.setattr(lion_triton, 'DEVICE_TYPES', {'cuda', 'cpu'})
