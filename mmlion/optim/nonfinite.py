@@ -70,6 +70,12 @@ def found_nonfinite(tensors: Sequence[Tensor]) -> Tensor:
     return torch.stack([f.to(device) for f in flags]).any()
 
 
+def _found_locally(grads: Sequence[Tensor], norm: Optional[Tensor]) -> Tensor:
+    """This rank's flag: from the total norm where clipping computed it (non-finite
+    exactly when some gradient is), else from one read of the gradients."""
+    return ~torch.isfinite(norm.detach()).all() if norm is not None else found_nonfinite(grads)
+
+
 def all_finite(tensors: Sequence[Tensor]) -> bool:
     """True when no element of any tensor (on this rank) is NaN, +Inf or -Inf."""
     return not bool(found_nonfinite(tensors))
@@ -158,8 +164,7 @@ class NonFiniteGuard:
         if overflow is not None and bool(overflow):
             return False, None
         self.flush()
-        local = (~torch.isfinite(norm.detach()).all() if norm is not None
-                 else found_nonfinite(grads))
+        local = _found_locally(grads, norm)
         if not agree_across_ranks(local):
             self.consecutive = 0
             return True, None
@@ -198,8 +203,7 @@ class NonFiniteGuard:
         ``max_consecutive`` are applied from that copy when it has arrived (a step or
         two later on a GPU, at once on the CPU). A GradScaler's ``found_inf`` skips the
         step too, but is not counted."""
-        local = (~torch.isfinite(norm.detach()).all() if norm is not None
-                 else found_nonfinite(grads))
+        local = _found_locally(grads, norm)
         found = any_rank(local)
         skip = found
         if found_inf is not None:
