@@ -61,6 +61,20 @@ def test_the_exponent_is_fitted_in_log_log():
                         0.7)
 
 
+def test_points_run_batch_by_batch_low_lr_first_and_skip_what_ran():
+    args = lr_sweep.parse_args(['--task', 'shapes', '--steps', '0', '1', '--seeds', '0'])
+    ran = [dict(optimizer='AdamW', batch=64, step=0, seed=0, metric=0.5)]
+    assert lr_sweep.points_to_run(ran, args) == [
+        (64, 0, 0, 'Lion'), (64, 1, 0, 'AdamW'), (64, 1, 0, 'Lion'),
+        (16, 0, 0, 'AdamW'), (16, 0, 0, 'Lion'), (16, 1, 0, 'AdamW'), (16, 1, 0, 'Lion')]
+
+
+def test_jobs_below_one_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        lr_sweep.parse_args(['--jobs', '0'])
+    assert '--jobs must be at least 1, got 0' in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_a_short_digits_sweep_writes_csv_summary_and_plot_and_resumes(tmp_path, capsys):
     common = ['--task', 'digits', '--epochs', '2', '--batch-sizes', '64', '256', '--seeds',
@@ -70,8 +84,8 @@ def test_a_short_digits_sweep_writes_csv_summary_and_plot_and_resumes(tmp_path, 
         first = list(csv.DictReader(f))
     assert len(first) == 2 * 2 * 2  # batches x steps x optimizers
     assert all(0 <= float(r['metric']) <= 1 for r in first)
-    # Resumed with a wider grid: only the new points train.
-    lr_sweep.main([*common, '--steps', '-1', '0', '1'])
+    # Resumed with a wider grid, two points at a time: only the new points train.
+    lr_sweep.main([*common, '--steps', '-1', '0', '1', '--jobs', '2'])
     with open(tmp_path / 'digits.csv') as f:
         rows = list(csv.DictReader(f))
     assert rows[:len(first)] == first and len(rows) == 2 * 3 * 2

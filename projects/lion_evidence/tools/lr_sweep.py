@@ -80,6 +80,9 @@ def parse_args(argv=None):
                         help='grid points added at most, per side, where the best is at an edge')
     parser.add_argument('--epochs', type=int, default=None,
                         help="default: the task's (digits 20, shapes 24)")
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='points run at once, the cores shared between them (on a '
+                             'small CPU machine 2 at a time finish more per hour than 1)')
     parser.add_argument('--out', default=osp.join(ROOT, 'work_dirs', 'lr_sweep'))
     parser.add_argument('--report', action='store_true', help='tabulate and plot the CSV only')
     parser.add_argument('--background', action='store_true',
@@ -87,6 +90,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.batch_sizes = args.batch_sizes or TASKS[args.task].batch_sizes
     args.epochs = args.epochs or TASKS[args.task].epochs
+    if args.jobs < 1:
+        parser.error(f'--jobs must be at least 1, got {args.jobs}')
     return args
 
 
@@ -122,15 +127,35 @@ def options(task: Task, base: dict, batch: int, lr: float, seed: int,
             f'default_hooks.checkpoint.interval={epochs}']
 
 
-def train(task_name: str, config: str, cfg_options: List[str], work_dir: str) -> float:
-    """One run through tools/train.py; its last validation's metric."""
-    import json
+class Training(NamedTuple):
+    """One point running through tools/train.py."""
+    point: Tuple[int, int, int, str]   # (batch, step, seed, optimizer)
+    lr: float
+    work_dir: str
+    process: subprocess.Popen
+    started: float
+
+
+def start_training(config: str, cfg_options: List[str], work_dir: str,
+                   threads: int) -> subprocess.Popen:
+    """tools/train.py for one point, on ``threads`` CPU threads, its output to
+    ``<work_dir>/train.out``."""
+    os.makedirs(work_dir, exist_ok=True)
     cmd = [sys.executable, osp.join(ROOT, 'tools/train.py'), osp.join(ROOT, config),
            '--work-dir', work_dir, '--cfg-options', *cfg_options]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stdout[-2000:]}\n'
-                           f'{proc.stderr[-3000:]}')
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with open(osp.join(work_dir, 'train.out'), 'w') as out:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def final_metric(task_name: str, training: Training) -> float:
+    """The last validation's metric of a finished run (its output's tail if it failed)."""
+    import json
+    if training.process.returncode != 0:
+        with open(osp.join(training.work_dir, 'train.out')) as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f'{" ".join(training.process.args)} failed:\n{tail}')
+    work_dir = training.work_dir
     key = 'val/accuracy' if task_name == 'digits' else 'coco/bbox_mAP'
     logs = sorted(osp.join(d.path, 'vis_data', 'scalars.json') for d in os.scandir(work_dir)
                   if osp.exists(osp.join(d.path, 'vis_data', 'scalars.json')))
@@ -184,33 +209,59 @@ def steps_to_run(rows: List[dict], optimizer: str, batch: int, args) -> List[int
     return steps
 
 
+def points_to_run(rows: List[dict], args) -> List[Tuple[int, int, int, str]]:
+    """(batch, step, seed, optimizer) left to run, in the order they run: batch by batch
+    as given, low lr first, the optimizers and seeds interleaved."""
+    done = {(r['batch'], r['step'], r['seed'], r['optimizer']) for r in rows}
+    todo = [(batch, step, seed, name) for batch in args.batch_sizes
+            for name in args.optimizers for step in steps_to_run(rows, name, batch, args)
+            for seed in args.seeds if (batch, step, seed, name) not in done]
+    return sorted(todo, key=lambda t: (args.batch_sizes.index(t[0]), t[1], t[2]))
+
+
 def run(args) -> None:
+    """Run what is left, ``--jobs`` points at a time, each on its share of the cores; a
+    point's row is written as it finishes."""
     task = TASKS[args.task]
     os.makedirs(args.out, exist_ok=True)
     path = osp.join(args.out, f'{args.task}.csv')
     bases = {name: recipe(task.configs[name]) for name in args.optimizers}
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    running: List[Training] = []
     while True:
         rows = read_rows(path)
-        done = {(r['optimizer'], r['batch'], r['step'], r['seed']) for r in rows}
-        todo = [(batch, step, seed, name) for batch in args.batch_sizes
-                for name in args.optimizers for step in steps_to_run(rows, name, batch, args)
-                for seed in args.seeds if (name, batch, step, seed) not in done]
-        if not todo:
+        busy = {t.point for t in running}
+        todo = [p for p in points_to_run(rows, args) if p not in busy]
+        while todo and len(running) < args.jobs:
+            batch, step, seed, name = point = todo.pop(0)
+            lr = centre(task, name, batch, bases[name]) * 2.0 ** step
+            work_dir = osp.join(args.out, args.task,
+                                f'{name.lower()}_b{batch}_step{step}_seed{seed}')
+            process = start_training(task.configs[name],
+                                     options(task, bases[name], batch, lr, seed, args.epochs),
+                                     work_dir, threads)
+            running.append(Training(point, lr, work_dir, process, time.time()))
+        if not running:
             break
-        todo.sort(key=lambda t: (args.batch_sizes.index(t[0]), t[1], t[2]))  # interleaved
-        batch, step, seed, name = todo[0]
-        lr = centre(task, name, batch, bases[name]) * 2.0 ** step
-        work_dir = osp.join(args.out, args.task, f'{name.lower()}_b{batch}_step{step}_seed{seed}')
-        start = time.time()
-        metric = train(args.task, task.configs[name],
-                       options(task, bases[name], batch, lr, seed, args.epochs), work_dir)
-        row = dict(task=args.task, optimizer=name, batch=batch, step=step, lr=lr,
-                   weight_decay=bases[name]['weight_decay'] * bases[name]['lr'] / lr,
-                   seed=seed, metric=metric, seconds=round(time.time() - start, 1))
+        while all(t.process.poll() is None for t in running):
+            time.sleep(2)
+        finished = next(t for t in running if t.process.returncode is not None)
+        running.remove(finished)
+        try:
+            metric = final_metric(args.task, finished)
+        except RuntimeError:
+            for other in running:
+                other.process.terminate()
+            raise
+        batch, step, seed, name = finished.point
+        row = dict(task=args.task, optimizer=name, batch=batch, step=step, lr=finished.lr,
+                   weight_decay=bases[name]['weight_decay'] * bases[name]['lr'] / finished.lr,
+                   seed=seed, metric=metric, seconds=round(time.time() - finished.started, 1))
         append_row(path, row)
-        print(f'[{len(rows) + 1} done, {len(todo) - 1} queued] {args.task} {name} batch {batch} '
-              f'lr {lr:.3g} (step {step:+d}) seed {seed}: {task.metric} {metric:.4f} '
-              f'({row["seconds"] / 60:.1f} min)', flush=True)
+        left = len(points_to_run(read_rows(path), args))
+        print(f'[{len(rows) + 1} done, {left} left] {args.task} {name} batch {batch} '
+              f'lr {finished.lr:.3g} (step {step:+d}) seed {seed}: {task.metric} {metric:.4f} '
+              f'({row["seconds"] / 60:.1f} min, {args.jobs} at a time)', flush=True)
 
 
 # -- what the rows say ------------------------------------------------------------------
