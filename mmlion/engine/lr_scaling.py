@@ -35,20 +35,59 @@ the call to MMEngine's original, so its behaviour (and its errors) stay exactly 
 are.
 """
 import math
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple, Union
 
 from .known_keys import check_keys
 
-__all__ = ['RULES', 'LION_DEFAULT_RULE', 'check_auto_scale_lr', 'Scaling', 'rule_for',
-           'plan_scaling', 'MMENGINE_METHODS', 'runner_scale_lr', 'strategy_scale_lr']
+__all__ = ['NAMED_RULES', 'LION_DEFAULT_RULE', 'check_auto_scale_lr', 'rule_exponent',
+           'rule_label', 'Scaling', 'rule_for', 'plan_scaling', 'MMENGINE_METHODS',
+           'runner_scale_lr', 'strategy_scale_lr']
 
-# rule name: lr factor as a function of (effective batch / base batch)
-RULES: Dict[str, Callable[[float], float]] = {
-    'linear': lambda ratio: ratio,
-    'sqrt': math.sqrt,
-}
+# Every rule is a power of the batch ratio: lr x (effective batch / base batch) ** k.
+# A config names one of these, or any k as dict(type='power', exponent=k).
+NAMED_RULES: Dict[str, float] = {'linear': 1.0, 'sqrt': 0.5}
 LION_DEFAULT_RULE = 'sqrt'  # see the module's docstring and docs/lr_scaling.md
 KEYS = ('enable', 'base_batch_size', 'rule')
+POWER_KEYS = ('type', 'exponent')
+
+
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and \
+        math.isfinite(value)
+
+
+def check_rule(rule, key: str = 'auto_scale_lr.rule') -> None:
+    """Raise ``ValueError`` naming the key and value unless ``rule`` is a named rule or
+    ``dict(type='power', exponent=k)`` with a finite ``k >= 0``."""
+    if isinstance(rule, str):
+        if rule not in NAMED_RULES:
+            raise ValueError(f"{key} must be one of {sorted(NAMED_RULES)} or dict(type='power', "
+                             f"exponent=k) (or left out: {rule_label(LION_DEFAULT_RULE)} for "
+                             f"Lion, 'linear' otherwise), got {rule!r}")
+        return
+    if not isinstance(rule, dict):
+        raise ValueError(f"{key} must be one of {sorted(NAMED_RULES)} or dict(type='power', "
+                         f'exponent=k), got {rule!r}')
+    check_keys(key, rule, POWER_KEYS, 'the power rule, lr x (batch ratio) ** exponent')
+    if rule.get('type') != 'power':
+        raise ValueError(f"{key}.type must be 'power' (lr x (batch ratio) ** exponent), "
+                         f"got {rule.get('type')!r}")
+    exponent = rule.get('exponent')
+    if not _is_number(exponent) or exponent < 0:
+        raise ValueError(f'{key}.exponent must be a finite number >= 0 (1 is the linear rule, '
+                         f'0.5 the square root, 0 no scaling), got {exponent!r}')
+
+
+def rule_exponent(rule) -> float:
+    """k of a checked rule: the lr is multiplied by (batch ratio) ** k."""
+    return NAMED_RULES[rule] if isinstance(rule, str) else float(rule['exponent'])
+
+
+def rule_label(rule) -> str:
+    """How the log and the errors write a rule."""
+    if isinstance(rule, str):
+        return repr(rule)
+    return f"dict(type='power', exponent={rule['exponent']!r})"
 
 
 def check_auto_scale_lr(auto_scale_lr, key: str = 'auto_scale_lr') -> None:
@@ -68,14 +107,11 @@ def check_auto_scale_lr(auto_scale_lr, key: str = 'auto_scale_lr') -> None:
                              'config\'s lr was tuned for')
     else:
         base = auto_scale_lr['base_batch_size']
-        if isinstance(base, bool) or not isinstance(base, (int, float)) or \
-                not math.isfinite(base) or base <= 0:
+        if not _is_number(base) or base <= 0:
             raise ValueError(f'{key}.base_batch_size must be a positive number (the total '
                              f'batch the lr was tuned for), got {base!r}')
-    rule = auto_scale_lr.get('rule')
-    if rule is not None and rule not in RULES:
-        raise ValueError(f'{key}.rule must be one of {sorted(RULES)} (or left out: '
-                         f"{LION_DEFAULT_RULE!r} for Lion, 'linear' otherwise), got {rule!r}")
+    if auto_scale_lr.get('rule') is not None:
+        check_rule(auto_scale_lr['rule'], f'{key}.rule')
 
 
 def is_lion(optimizer) -> bool:
@@ -86,7 +122,7 @@ def is_lion(optimizer) -> bool:
 
 
 class Scaling(NamedTuple):
-    rule: str
+    rule: Union[str, dict]  # a name of NAMED_RULES or dict(type='power', exponent=k)
     why: str              # where the rule came from
     world_size: int
     batch_size: int       # per process
@@ -102,14 +138,14 @@ class Scaling(NamedTuple):
         return (f'auto_scale_lr{name}: effective batch {self.effective_batch} = '
                 f'{self.world_size} process(es) x {self.batch_size} per process x '
                 f'{self.accumulation} accumulated step(s), tuned for {self.base_batch:g}; '
-                f'rule {self.rule!r} ({self.why}): lr x {self.factor:.6g}; weight decay '
+                f'rule {rule_label(self.rule)} ({self.why}): lr x {self.factor:.6g}; weight decay '
                 f'unchanged, so lr * weight_decay also x {self.factor:.6g}')
 
 
 MMENGINE_RULE = "MMEngine's rule: no auto_scale_lr.rule, and not Lion"
 
 
-def rule_for(auto_scale_lr: dict, optimizer) -> Tuple[str, str]:
+def rule_for(auto_scale_lr: dict, optimizer) -> Tuple[Union[str, dict], str]:
     """(rule, where it came from) for one wrapper's optimizer."""
     rule = auto_scale_lr.get('rule')
     if rule is not None:
@@ -126,7 +162,8 @@ def plan_scaling(auto_scale_lr: dict, optimizer, world_size: int, batch_size: in
     rule, why = rule_for(auto_scale_lr, optimizer)
     base = auto_scale_lr['base_batch_size']
     ratio = world_size * batch_size * accumulation / base
-    return Scaling(rule, why, world_size, batch_size, accumulation, base, RULES[rule](ratio))
+    return Scaling(rule, why, world_size, batch_size, accumulation, base,
+                   ratio ** rule_exponent(rule))
 
 
 # -- in place of MMEngine's Runner.scale_lr and BaseStrategy._scale_lr ------------------

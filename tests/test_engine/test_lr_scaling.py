@@ -40,11 +40,13 @@ def run_with_auto_scale_lr(tmp_path, monkeypatch, options, adamw=False):
 # (optimizer, rule, per-process batch, accumulation, base batch, lr factor)
 CASES = [
     # Lion's default rule; accumulation counted
-    ('Lion', None, 4, 3, 3, lr_scaling.RULES[lr_scaling.LION_DEFAULT_RULE](4 * 3 / 3)),
+    ('Lion', None, 4, 3, 3, (4 * 3 / 3) ** lr_scaling.rule_exponent(lr_scaling.LION_DEFAULT_RULE)),
     ('Lion', 'sqrt', 8, 1, 2, 2.0),
     ('Lion', 'linear', 4, 3, 6, 2.0),
     ('Lion', 'linear', 2, 1, 8, 0.25),                # a smaller batch lowers the lr
     ('AdamW', 'sqrt', 4, 1, 1, 2.0),                  # any optimizer may name a rule
+    ('Lion', dict(type='power', exponent=0.75), 4, 4, 1, 8.0),   # (4 x 4) ** 0.75
+    ('AdamW', dict(type='power', exponent=0), 4, 1, 1, 1.0),     # no scaling at all
     ('AdamW', None, 4, 3, 2, 2.0),                    # MMEngine's rule, as MMEngine has it
 ]
 
@@ -54,7 +56,9 @@ def test_runner_scales_by_the_rule(optimizer, rule, batch, accumulation, base, f
                                    tmp_path, monkeypatch):
     options = {'auto_scale_lr.base_batch_size': base, 'train_dataloader.batch_size': batch,
                'optim_wrapper.accumulative_counts': accumulation}
-    if rule is not None:
+    if isinstance(rule, dict):  # as --cfg-options writes a nested key
+        options.update({f'auto_scale_lr.rule.{k}': v for k, v in rule.items()})
+    elif rule is not None:
         options['auto_scale_lr.rule'] = rule
     groups, log = run_with_auto_scale_lr(tmp_path, monkeypatch, options,
                                          adamw=optimizer == 'AdamW')
@@ -64,10 +68,10 @@ def test_runner_scales_by_the_rule(optimizer, rule, batch, accumulation, base, f
         assert f'Scaling the original LR by {factor}' in log
         assert 'accumulated step' not in log
     else:
-        expected_rule = rule or lr_scaling.LION_DEFAULT_RULE
+        expected_rule = lr_scaling.rule_label(rule or lr_scaling.LION_DEFAULT_RULE)
         assert (f'effective batch {batch * accumulation} = 1 process(es) x {batch} per '
                 f'process x {accumulation} accumulated step(s), tuned for {base}; rule '
-                f'{expected_rule!r}') in log
+                f'{expected_rule}') in log
         assert f'lr x {factor:.6g}' in log
 
 
@@ -76,7 +80,7 @@ def test_weight_decay_is_held(tmp_path, monkeypatch):
     groups, log = run_with_auto_scale_lr(tmp_path, monkeypatch, {
         'auto_scale_lr.base_batch_size': 1, 'train_dataloader.batch_size': 4,
         'optim_wrapper.accumulative_counts': 1})
-    factor = lr_scaling.RULES[lr_scaling.LION_DEFAULT_RULE](4)
+    factor = 4 ** lr_scaling.rule_exponent(lr_scaling.LION_DEFAULT_RULE)
     decay = Config.fromfile(write_config(tmp_path, 'again')).optim_wrapper.optimizer
     assert [(g['initial_lr'], g['weight_decay']) for g in groups] == \
         [(pytest.approx(LR * factor), decay.weight_decay)] * len(groups)
@@ -94,9 +98,22 @@ def test_plan_and_check_without_a_runner():
                       (dict(enable=True), 'base_batch_size is missing'),
                       (dict(enable='yes', base_batch_size=8), 'enable'),
                       (dict(base_batch_size=8, rule='Sqrt'), "'Sqrt'"),
+                      (dict(rule=dict(type='power')), 'rule.exponent .* got None'),
+                      (dict(rule=dict(type='power', exponent=-0.5)), 'got -0.5'),
+                      (dict(rule=dict(type='power', exponent=float('inf'))), 'got inf'),
+                      (dict(rule=dict(type='power', exponent=True)), 'got True'),
+                      (dict(rule=dict(type='pow', exponent=0.5)), "rule.type .* got 'pow'"),
+                      (dict(rule=dict(type='power', exponant=0.5)),
+                       "rule.exponant .* did you mean 'exponent'"),
+                      (dict(rule=0.75), 'rule must be one of .* got 0.75'),
                       ([16], 'must be a dict')]:
         with pytest.raises(ValueError, match=says):
             lr_scaling.check_auto_scale_lr(bad)
+    plan = lr_scaling.plan_scaling(dict(base_batch_size=32, rule=dict(type='power',
+                                                                    exponent=0.75)),
+                                   None, world_size=1, batch_size=512)
+    assert (plan.rule, plan.factor) == (dict(type='power', exponent=0.75), 8.0)
+    assert "rule dict(type='power', exponent=0.75)" in plan.describe()
     lr_scaling.check_auto_scale_lr(None)
     lr_scaling.check_auto_scale_lr(dict(enable=False))  # nothing to scale, nothing needed
 
