@@ -273,6 +273,17 @@ def best_step(runs: Dict[int, List[dict]], seed: Optional[int] = None) -> int:
     return max(sorted(runs), key=score)
 
 
+def best_lrs(rows: List[dict], name: str, batches: List[int],
+             seed: Optional[int] = None) -> Dict[int, float]:
+    """{batch: the best lr} for one optimizer (one seed's best, or the seed-mean's)."""
+    found = {}
+    for batch in batches:
+        runs = curve(rows, name, batch)
+        if runs:
+            found[batch] = runs[best_step(runs, seed)][0]['lr']
+    return found
+
+
 def fit_exponent(points: List[Tuple[int, float]]) -> float:
     """k of lr ~ batch ** k, least squares in log-log, over (batch, best lr) points."""
     xs, ys = [math.log2(b) for b, _ in points], [math.log2(lr) for _, lr in points]
@@ -285,10 +296,10 @@ def summarize(rows: List[dict], args) -> str:
     batches = [b for b in args.batch_sizes if any(r['batch'] == b for r in rows)]
     lines = [f'### {args.task}: best lr per batch ({task.metric} after {args.epochs} epochs, '
              f'mean +- std over seeds at the best grid point)', '',
-             '| batch | ' + ' | '.join(f'{n} best lr | {n} {task.metric}'
+             '| batch | steps | ' + ' | '.join(f'{n} best lr | {n} {task.metric}'
                                       for n in args.optimizers) + ' | Lion - AdamW |',
-             '| ---: |' + ' ---: | ---: |' * len(args.optimizers) + ' ---: |']
-    best: Dict[str, Dict[int, float]] = {n: {} for n in args.optimizers}
+             '| ---: | ---: |' + ' ---: | ---: |' * len(args.optimizers) + ' ---: |']
+    best: Dict[str, Dict[int, float]] = {n: {} for n in args.optimizers}  # its metric
     for batch in batches:
         cells = []
         for name in args.optimizers:
@@ -304,20 +315,24 @@ def summarize(rows: List[dict], args) -> str:
             cells += [f'{runs[step][0]["lr"]:.3g}{edge}', f'{statistics.mean(values):.3f}{spread}']
         gap = (f'{best["Lion"][batch] - best["AdamW"][batch]:+.3f}'
                if batch in best.get('Lion', {}) and batch in best.get('AdamW', {}) else '-')
-        lines.append(f'| {batch} | ' + ' | '.join(cells) + f' | {gap} |')
+        steps = args.epochs * math.ceil(task.train_images / batch)
+        lines.append(f'| {batch} | {steps} | ' + ' | '.join(cells) + f' | {gap} |')
     lines += ['', '| optimizer | k (best lr ~ batch^k), seed-mean curves | k per seed | '
-                  'mean +- std over seeds |', '| --- | ---: | --- | ---: |']
+                  'mean +- std over seeds | k between neighbouring batches |',
+              '| --- | ---: | --- | ---: | --- |']
     for name in args.optimizers:
-        curves = {b: curve(rows, name, b) for b in batches}
-        curves = {b: c for b, c in curves.items() if c}
-        if len(curves) < 2:
+        mean_best = best_lrs(rows, name, batches)
+        if len(mean_best) < 2:
             continue
-        mean_k = fit_exponent([(b, c[best_step(c)][0]['lr']) for b, c in curves.items()])
-        per_seed = [fit_exponent([(b, c[best_step(c, s)][0]['lr']) for b, c in curves.items()])
+        per_seed = [fit_exponent(list(best_lrs(rows, name, batches, s).items()))
                     for s in args.seeds]
         spread = f' +- {statistics.stdev(per_seed):.2f}' if len(per_seed) > 1 else ''
-        lines.append(f'| {name} | {mean_k:.2f} | ' + ', '.join(f'{k:.2f}' for k in per_seed) +
-                     f' | {statistics.mean(per_seed):.2f}{spread} |')
+        order = sorted(mean_best)
+        local = ', '.join(f'{a}-{b}: {fit_exponent([(a, mean_best[a]), (b, mean_best[b])]):.2f}'
+                          for a, b in zip(order, order[1:]))
+        lines.append(f'| {name} | {fit_exponent(list(mean_best.items())):.2f} | ' +
+                     ', '.join(f'{k:.2f}' for k in per_seed) +
+                     f' | {statistics.mean(per_seed):.2f}{spread} | {local} |')
     wall = sum(r['seconds'] for r in rows) / 60
     lines += ['', f'{len(rows)} runs, {wall:.0f} min of training in all.']
     return '\n'.join(lines)
@@ -328,8 +343,8 @@ def plot(rows: List[dict], args, path: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     task = TASKS[args.task]
-    fig, axes = plt.subplots(1, len(args.optimizers), figsize=(5.5 * len(args.optimizers), 4.2),
-                             dpi=100, squeeze=False)
+    panels = len(args.optimizers) + 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2), dpi=100, squeeze=False)
     for ax, name in zip(axes[0], args.optimizers):
         for batch in args.batch_sizes:
             runs = curve(rows, name, batch)
@@ -351,8 +366,38 @@ def plot(rows: List[dict], args, path: str) -> None:
         ax.set_title(f'{args.task}: {name}')
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    plot_best_lrs(axes[0][-1], rows, args)
     fig.tight_layout()
     fig.savefig(path)
+
+
+def plot_best_lrs(ax, rows: List[dict], args) -> None:
+    """The best lr against the batch, log-log, per optimizer (each seed's best faint),
+    with the slopes of the linear and square-root rules drawn through the first point."""
+    batches = [b for b in sorted(args.batch_sizes) if any(r['batch'] == b for r in rows)]
+    for name in args.optimizers:
+        mean_best = best_lrs(rows, name, batches)
+        if not mean_best:
+            continue
+        order = sorted(mean_best)
+        k = fit_exponent(list(mean_best.items())) if len(order) > 1 else float('nan')
+        line, = ax.plot(order, [mean_best[b] for b in order], 'o-',
+                        label=f'{name}: seed-mean best (fit k = {k:.2f})')
+        for seed in args.seeds:
+            seed_best = best_lrs(rows, name, batches, seed)
+            ax.plot(list(seed_best), list(seed_best.values()), 'x', alpha=0.5,
+                    color=line.get_color())
+        first = order[0]
+        for exponent, style in ((1.0, '--'), (0.5, ':')):
+            ax.plot(order, [mean_best[first] * (b / first) ** exponent for b in order], style,
+                    color=line.get_color(), alpha=0.6, linewidth=1)
+    ax.set_xscale('log', base=2)
+    ax.set_yscale('log', base=2)
+    ax.set_xlabel('batch (x: one seed\'s best)')
+    ax.set_ylabel('best lr')
+    ax.set_title(f'{args.task}: best lr ~ batch^k (dashed k=1, dotted k=0.5)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def report(args) -> str:
