@@ -56,6 +56,16 @@ def test_the_grid_waits_for_every_seed_before_it_grows():
     assert lr_sweep.steps_to_run(rows, 'Lion', 64, args) == [-1, 0, 1]
 
 
+def test_the_refined_optimum_is_the_top_of_the_parabola_through_the_best_three():
+    top = -0.3  # log2 of the true best lr, between grid points 0 and -1
+    runs = {step: [dict(lr=2.0 ** step, seed=0, metric=1 - (step - top) ** 2)]
+            for step in (-2, -1, 0, 1)}
+    assert math.isclose(lr_sweep.refined_lr(runs), 2.0 ** top)
+    # at an edge of the grid it stays on the grid's best
+    edge = {step: runs[step] for step in (0, 1)}
+    assert lr_sweep.refined_lr(edge) == 1.0
+
+
 def test_the_exponent_is_fitted_in_log_log():
     assert math.isclose(lr_sweep.fit_exponent([(b, 3e-4 * b ** 0.7) for b in (16, 64, 256)]),
                         0.7)

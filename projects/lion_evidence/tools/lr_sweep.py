@@ -80,6 +80,8 @@ def parse_args(argv=None):
                         help='grid points added at most, per side, where the best is at an edge')
     parser.add_argument('--epochs', type=int, default=None,
                         help="default: the task's (digits 20, shapes 24)")
+    parser.add_argument('--fit-batches', type=int, nargs='+', default=None,
+                        help='fit the exponent over these batches only (default: all)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='points run at once, the cores shared between them (on a '
                              'small CPU machine 2 at a time finish more per hour than 1)')
@@ -273,14 +275,35 @@ def best_step(runs: Dict[int, List[dict]], seed: Optional[int] = None) -> int:
     return max(sorted(runs), key=score)
 
 
-def best_lrs(rows: List[dict], name: str, batches: List[int],
-             seed: Optional[int] = None) -> Dict[int, float]:
-    """{batch: the best lr} for one optimizer (one seed's best, or the seed-mean's)."""
+def refined_lr(runs: Dict[int, List[dict]], seed: Optional[int] = None) -> float:
+    """The best lr between grid points: the top of the parabola through the best point
+    and its two neighbours (metric against log2 lr), kept within the neighbours; the
+    grid's best itself where it sits at an edge or the three do not bend down."""
+    def score(step):
+        return statistics.mean(r['metric'] for r in runs[step]
+                               if seed is None or r['seed'] == seed)
+    top = best_step(runs, seed)
+    lr = runs[top][0]['lr']
+    if top - 1 not in runs or top + 1 not in runs:
+        return lr
+    low, mid, high = score(top - 1), score(top), score(top + 1)
+    bend = low - 2 * mid + high
+    if bend >= 0:
+        return lr
+    offset = max(-1.0, min(1.0, (low - high) / (2 * bend)))  # in grid steps (factors of 2)
+    return lr * 2.0 ** offset
+
+
+def best_lrs(rows: List[dict], name: str, batches: List[int], seed: Optional[int] = None,
+             refine: bool = False) -> Dict[int, float]:
+    """{batch: the best lr} for one optimizer (one seed's best, or the seed-mean's; the
+    grid point, or with ``refine`` :func:`refined_lr`)."""
     found = {}
     for batch in batches:
         runs = curve(rows, name, batch)
         if runs:
-            found[batch] = runs[best_step(runs, seed)][0]['lr']
+            found[batch] = refined_lr(runs, seed) if refine else \
+                runs[best_step(runs, seed)][0]['lr']
     return found
 
 
@@ -317,22 +340,28 @@ def summarize(rows: List[dict], args) -> str:
                if batch in best.get('Lion', {}) and batch in best.get('AdamW', {}) else '-')
         steps = args.epochs * math.ceil(task.train_images / batch)
         lines.append(f'| {batch} | {steps} | ' + ' | '.join(cells) + f' | {gap} |')
-    lines += ['', '| optimizer | k (best lr ~ batch^k), seed-mean curves | k per seed | '
+    fitted = [b for b in batches if args.fit_batches is None or b in args.fit_batches]
+    lines += ['', f'Fitted over batches {", ".join(map(str, fitted))}:', '',
+              '| optimizer | optima | k (best lr ~ batch^k), seed-mean curves | k per seed | '
                   'mean +- std over seeds | k between neighbouring batches |',
-              '| --- | ---: | --- | ---: | --- |']
+              '| --- | --- | ---: | --- | ---: | --- |']
     for name in args.optimizers:
-        mean_best = best_lrs(rows, name, batches)
-        if len(mean_best) < 2:
-            continue
-        per_seed = [fit_exponent(list(best_lrs(rows, name, batches, s).items()))
-                    for s in args.seeds]
-        spread = f' +- {statistics.stdev(per_seed):.2f}' if len(per_seed) > 1 else ''
-        order = sorted(mean_best)
-        local = ', '.join(f'{a}-{b}: {fit_exponent([(a, mean_best[a]), (b, mean_best[b])]):.2f}'
-                          for a, b in zip(order, order[1:]))
-        lines.append(f'| {name} | {fit_exponent(list(mean_best.items())):.2f} | ' +
-                     ', '.join(f'{k:.2f}' for k in per_seed) +
-                     f' | {statistics.mean(per_seed):.2f}{spread} | {local} |')
+        for refine, kind in ((False, 'grid'), (True, 'refined')):
+            mean_best = best_lrs(rows, name, fitted, refine=refine)
+            if len(mean_best) < 2:
+                continue
+            per_seed = [fit_exponent(list(best_lrs(rows, name, fitted, s, refine).items()))
+                        for s in args.seeds]
+            spread = f' +- {statistics.stdev(per_seed):.2f}' if len(per_seed) > 1 else ''
+            order = sorted(mean_best)
+            local = ', '.join(
+                f'{a}-{b}: {fit_exponent([(a, mean_best[a]), (b, mean_best[b])]):.2f}'
+                for a, b in zip(order, order[1:]))
+            lines.append(f'| {name} | {kind} | {fit_exponent(list(mean_best.items())):.2f} | ' +
+                         ', '.join(f'{k:.2f}' for k in per_seed) +
+                         f' | {statistics.mean(per_seed):.2f}{spread} | {local} |')
+    lines += ['', 'grid: the best grid point; refined: the top of the parabola through it and '
+                  'its neighbours (metric against log2 lr).']
     wall = sum(r['seconds'] for r in rows) / 60
     lines += ['', f'{len(rows)} runs, {wall:.0f} min of training in all.']
     return '\n'.join(lines)
