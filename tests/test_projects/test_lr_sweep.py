@@ -66,6 +66,13 @@ def test_the_refined_optimum_is_the_top_of_the_parabola_through_the_best_three()
     assert lr_sweep.refined_lr(edge) == 1.0
 
 
+def test_a_point_half_run_does_not_win_on_one_seed():
+    runs = {step: [dict(lr=2.0 ** step, seed=seed, metric=0.5) for seed in (0, 1)]
+            for step in (0, 1)}
+    runs[2] = [dict(lr=4.0, seed=0, metric=0.9)]
+    assert lr_sweep.best_step(runs) == 0 and lr_sweep.best_step(runs, seed=0) == 2
+
+
 def test_the_exponent_is_fitted_in_log_log():
     assert math.isclose(lr_sweep.fit_exponent([(b, 3e-4 * b ** 0.7) for b in (16, 64, 256)]),
                         0.7)

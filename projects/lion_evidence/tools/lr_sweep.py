@@ -268,11 +268,16 @@ def run(args) -> None:
 
 # -- what the rows say ------------------------------------------------------------------
 def best_step(runs: Dict[int, List[dict]], seed: Optional[int] = None) -> int:
-    """The grid step with the best metric (one seed's, or the mean over seeds)."""
+    """The grid step with the best metric (one seed's, or the mean over seeds, among the
+    steps that have as many seeds as any: a point half run does not win on one seed)."""
+    most = max(len({r['seed'] for r in found}) for found in runs.values())
+    complete = [s for s in sorted(runs) if seed is not None or
+                len({r['seed'] for r in runs[s]}) == most]
+
     def score(step):
         values = [r['metric'] for r in runs[step] if seed is None or r['seed'] == seed]
         return statistics.mean(values) if values else -math.inf
-    return max(sorted(runs), key=score)
+    return max(complete, key=score)
 
 
 def refined_lr(runs: Dict[int, List[dict]], seed: Optional[int] = None) -> float:
