@@ -3,15 +3,18 @@
 MMEngine scales every learning rate linearly, ``lr * real_batch / base_batch_size``, with
 ``real_batch`` = world size x per-process batch. mmlion adds two things:
 
-* **A rule a config can name**, ``'linear'`` or ``'sqrt'``. Lion's update is a sign, so
-  its step is ``lr`` whatever the gradient noise, and the square-root rule (Malladi et
-  al. 2022 for Adam-type methods; Li et al. 2024, "Surge phenomenon", for sign-based
-  ones) is the textbook candidate. mmlion's batch-size evidence (docs/evidence.md, three
-  seeds, equal epochs) is split: the Shapes detector at 4x its batch scored 5 points
-  higher with the square root, on every seed; a small MLP on the digits did better with
-  the linear rule. :data:`LION_DEFAULT_RULE` is the square root: the detector is the
+* **A rule a config can name**: ``'linear'``, ``'sqrt'``, or any power
+  ``dict(type='power', exponent=k)``: every lr times ``(effective batch / base batch) **
+  k``. Lion's update is a sign, so its step is ``lr`` whatever the gradient noise, and the
+  square-root rule (Malladi et al. 2022 for Adam-type methods; Li et al. 2024, "Surge
+  phenomenon", for sign-based ones) is the textbook candidate. mmlion's evidence
+  (docs/evidence.md): recipe lrs scaled by each rule, the Shapes detector at 4x its batch
+  scored 5 points higher with the square root, on every seed, and a small MLP on the
+  digits did better with the linear rule; with the lr tuned per batch for Lion and AdamW
+  alike, the digits' best lr grows as ``batch ** 0.75`` for both. :data:`LION_DEFAULT_RULE`
+  is the square root while the detector's tuned sweep is under way: the detector is the
   workload mmlion's users run, and a rule that undershoots the lr costs some speed where
-  one that overshoots a sign update can diverge. ``rule='linear'`` is one setting away.
+  one that overshoots a sign update can diverge.
 * **The batch each update sees.** ``accumulative_counts`` steps the optimizer once per
   that many batches; MMEngine's rule ignores it, mmlion's counts it.
 

@@ -14,7 +14,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
 from helpers import DEMO, ROOT, free_port, load_tool, png_size, run_tool
-from mmlion.engine.lr_scaling import LION_DEFAULT_RULE
+from mmlion.engine.lr_scaling import LION_DEFAULT_RULE, rule_label
 from mmlion.optim import Lion
 
 converter = load_tool('tools/misc/adamw_to_lion.py')
@@ -215,7 +215,7 @@ def test_converter_table_and_warnings(tmp_path, capsys):
     assert 'total batch size: 16' in printed and 'below 64' in printed
     # Lion's scaling rule, from the batch the AdamW recipe was tuned for.
     rule = LION_DEFAULT_RULE
-    assert f'| auto_scale_lr.rule | MMEngine\'s linear | {rule} |' in printed
+    assert f'| auto_scale_lr.rule | MMEngine\'s linear | {rule_label(rule)} |' in printed
     assert Config.fromfile(out).auto_scale_lr == dict(enable=False, base_batch_size=16,
                                                       rule=rule)
     # The default conversion is the shipped Lion demo's recipe.

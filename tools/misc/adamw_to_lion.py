@@ -161,11 +161,13 @@ def convert(cfg: Config, ratio: float, stable: bool):
 
 def scaling_rule(cfg: Config, batch: int) -> Tuple[dict, tuple]:
     """The converted config's auto_scale_lr, and its row of the table."""
-    from mmlion.engine.lr_scaling import LION_DEFAULT_RULE
-    before = (cfg.get('auto_scale_lr') or {}).get('rule', "MMEngine's linear")
+    from mmlion.engine.lr_scaling import LION_DEFAULT_RULE, rule_label
+    before = (cfg.get('auto_scale_lr') or {}).get('rule')
     scale = dict(base_batch_size=batch, rule=LION_DEFAULT_RULE) if batch > 0 else \
         dict(rule=LION_DEFAULT_RULE)
-    return scale, ('auto_scale_lr.rule', str(before), LION_DEFAULT_RULE,
+    return scale, ('auto_scale_lr.rule',
+                   "MMEngine's linear" if before is None else rule_label(before),
+                   rule_label(LION_DEFAULT_RULE),
                    "Lion's rule, from mmlion's batch-size evidence (docs/lr_scaling.md); "
                    '--auto-scale-lr counts accumulative_counts too')
 
