@@ -414,9 +414,9 @@ def plot_best_lrs(ax, rows: List[dict], args) -> None:
         if not mean_best:
             continue
         order = sorted(mean_best)
-        k = fit_exponent(list(mean_best.items())) if len(order) > 1 else float('nan')
+        fit = f' (fit k = {fit_exponent(list(mean_best.items())):.2f})' if len(order) > 1 else ''
         line, = ax.plot(order, [mean_best[b] for b in order], 'o-',
-                        label=f'{name}: seed-mean best (fit k = {k:.2f})')
+                        label=f'{name}: seed-mean best{fit}')
         for seed in args.seeds:
             seed_best = best_lrs(rows, name, batches, seed)
             ax.plot(list(seed_best), list(seed_best.values()), 'x', alpha=0.5,
