@@ -64,6 +64,8 @@ def test_the_refined_optimum_is_the_top_of_the_parabola_through_the_best_three()
     # at an edge of the grid it stays on the grid's best
     edge = {step: runs[step] for step in (0, 1)}
     assert lr_sweep.refined_lr(edge) == 1.0
+    # a neighbour that this seed has not run yet: the grid's best too
+    assert lr_sweep.refined_lr({**runs, 1: [dict(lr=2.0, seed=1, metric=0.0)]}, seed=0) == 1.0
 
 
 def test_a_point_half_run_does_not_win_on_one_seed():

@@ -284,12 +284,14 @@ def refined_lr(runs: Dict[int, List[dict]], seed: Optional[int] = None) -> float
     """The best lr between grid points: the top of the parabola through the best point
     and its two neighbours (metric against log2 lr), kept within the neighbours; the
     grid's best itself where it sits at an edge or the three do not bend down."""
+    def values(step):
+        return [r['metric'] for r in runs.get(step, []) if seed is None or r['seed'] == seed]
+
     def score(step):
-        return statistics.mean(r['metric'] for r in runs[step]
-                               if seed is None or r['seed'] == seed)
+        return statistics.mean(values(step))
     top = best_step(runs, seed)
     lr = runs[top][0]['lr']
-    if top - 1 not in runs or top + 1 not in runs:
+    if not values(top - 1) or not values(top + 1):  # an edge, or a neighbour not run yet
         return lr
     low, mid, high = score(top - 1), score(top), score(top + 1)
     bend = low - 2 * mid + high
