@@ -194,6 +194,12 @@ def curve(rows: List[dict], optimizer: str, batch: int) -> Dict[int, List[dict]]
     return found
 
 
+def metrics_at(runs: Dict[int, List[dict]], step: int, seed: Optional[int] = None) -> List[float]:
+    """The metrics run at one grid step: every seed's, or one seed's (none where that
+    step, or that seed at it, has not run)."""
+    return [r['metric'] for r in runs.get(step, []) if seed is None or r['seed'] == seed]
+
+
 def steps_to_run(rows: List[dict], optimizer: str, batch: int, args) -> List[int]:
     """The grid's steps, plus one beyond each edge where the best mean sits there once
     every seed has run (at most ``--max-extend`` per side)."""
@@ -202,7 +208,7 @@ def steps_to_run(rows: List[dict], optimizer: str, batch: int, args) -> List[int
     if not all(len({r['seed'] for r in runs.get(s, [])} & set(args.seeds)) == len(args.seeds)
                for s in steps):
         return steps
-    means = {s: statistics.mean(r['metric'] for r in runs[s]) for s in steps}
+    means = {s: statistics.mean(metrics_at(runs, s)) for s in steps}
     best = max(steps, key=lambda s: means[s])
     if best == steps[0] and min(args.steps) - steps[0] < args.max_extend:
         return [steps[0] - 1] + steps
@@ -260,7 +266,7 @@ def run(args) -> None:
                    weight_decay=bases[name]['weight_decay'] * bases[name]['lr'] / finished.lr,
                    seed=seed, metric=metric, seconds=round(time.time() - finished.started, 1))
         append_row(path, row)
-        left = len(points_to_run(read_rows(path), args))
+        left = len(points_to_run(rows + [row], args))
         print(f'[{len(rows) + 1} done, {left} left] {args.task} {name} batch {batch} '
               f'lr {finished.lr:.3g} (step {step:+d}) seed {seed}: {task.metric} {metric:.4f} '
               f'({row["seconds"] / 60:.1f} min, {args.jobs} at a time)', flush=True)
@@ -275,7 +281,7 @@ def best_step(runs: Dict[int, List[dict]], seed: Optional[int] = None) -> int:
                 len({r['seed'] for r in runs[s]}) == most]
 
     def score(step):
-        values = [r['metric'] for r in runs[step] if seed is None or r['seed'] == seed]
+        values = metrics_at(runs, step, seed)
         return statistics.mean(values) if values else -math.inf
     return max(complete, key=score)
 
@@ -284,16 +290,12 @@ def refined_lr(runs: Dict[int, List[dict]], seed: Optional[int] = None) -> float
     """The best lr between grid points: the top of the parabola through the best point
     and its two neighbours (metric against log2 lr), kept within the neighbours; the
     grid's best itself where it sits at an edge or the three do not bend down."""
-    def values(step):
-        return [r['metric'] for r in runs.get(step, []) if seed is None or r['seed'] == seed]
-
-    def score(step):
-        return statistics.mean(values(step))
     top = best_step(runs, seed)
     lr = runs[top][0]['lr']
-    if not values(top - 1) or not values(top + 1):  # an edge, or a neighbour not run yet
+    around = [metrics_at(runs, step, seed) for step in (top - 1, top, top + 1)]
+    if not all(around):  # an edge, or a neighbour this seed has not run yet
         return lr
-    low, mid, high = score(top - 1), score(top), score(top + 1)
+    low, mid, high = map(statistics.mean, around)
     bend = low - 2 * mid + high
     if bend >= 0:
         return lr
@@ -338,7 +340,7 @@ def summarize(rows: List[dict], args) -> str:
                 cells += ['-', '-']
                 continue
             step = best_step(runs)
-            values = [r['metric'] for r in runs[step]]
+            values = metrics_at(runs, step)
             best[name][batch] = statistics.mean(values)
             spread = f' +- {statistics.stdev(values):.3f}' if len(values) > 1 else ''
             edge = ' (edge)' if step in (min(runs), max(runs)) else ''
@@ -388,12 +390,12 @@ def plot(rows: List[dict], args, path: str) -> None:
                 continue
             steps = sorted(runs)
             lrs = [runs[s][0]['lr'] for s in steps]
-            values = [[r['metric'] for r in runs[s]] for s in steps]
+            values = [metrics_at(runs, s) for s in steps]
             line = ax.errorbar(lrs, [statistics.mean(v) for v in values],
                                yerr=[statistics.stdev(v) if len(v) > 1 else 0 for v in values],
                                marker='o', capsize=3, label=f'batch {batch}')
             top = best_step(runs)
-            ax.plot(runs[top][0]['lr'], statistics.mean(r['metric'] for r in runs[top]), '*',
+            ax.plot(runs[top][0]['lr'], statistics.mean(metrics_at(runs, top)), '*',
                     markersize=16, color=line[0].get_color(), markeredgecolor='black')
         ax.set_xscale('log', base=2)
         ax.set_xlabel(f'{name} lr (lr x weight_decay fixed; star: the best)')
