@@ -22,7 +22,8 @@ process, all of it here:
    and dtypes, ``HistoryBuffer``'s statistics), so ``torch.load``'s safe default reads
    them.
 5. ``auto_scale_lr`` (``Runner.scale_lr`` and the strategies' ``_scale_lr``): a config
-   may name the rule (``rule='linear'`` or ``'sqrt'``); Lion's batch counts
+   may name the rule (``'linear'``, ``'sqrt'`` or a power of the batch; Lion's
+   default is ``batch ** 0.75``); Lion's batch counts
    ``accumulative_counts``; other optimizers without a named rule run MMEngine's own
    code (:mod:`mmlion.engine.lr_scaling`).
 
