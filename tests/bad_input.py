@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import os.path as osp
 import pathlib
+import re
 import tempfile
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple, Type
@@ -176,6 +177,9 @@ def render_table(cases: List[Case]) -> str:
         except BaseException as e:  # each case raises; the row shows what
             message = str(e).replace(str(folder) + '/', '').replace(
                 'mmlion.utils.config_error.ConfigError: ', '')
+            # what changes from run to run, so the page changes only with a message
+            message = re.sub(r'pid \d+ on \S+, started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d',
+                             'pid PID on HOST, started TIME', message)
             if len(message) > 170:
                 message = message[:167].rstrip() + '...'
             message = message.replace('|', '\\|')
