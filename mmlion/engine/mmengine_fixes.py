@@ -175,8 +175,8 @@ WORKAROUNDS: Dict[str, Workaround] = {
         'auto_scale_lr has one rule (linear in world size x per-process batch) and is '
         'blind to accumulative_counts, so an accumulating run scales its lr to the wrong '
         "batch. Fix: mmlion.engine.lr_scaling (a rule a config can name, 'linear', "
-        "'sqrt' or any power of the batch; Lion's effective batch counted; other optimizers without a named rule "
-        "keep MMEngine's code).",
+        "'sqrt' or any power of the batch; Lion's effective batch counted; other "
+        "optimizers without a named rule keep MMEngine's code).",
         _scales_linearly_only),
 }
 

@@ -78,6 +78,7 @@ def default_for(batch: int) -> Default:
         return DEFAULTS[-1]
     return [row for row in DEFAULTS if batch >= row.from_batch][-1]
 
+
 def resolve(config: str) -> Tuple[str, str]:
     """(path on disk, how a child config names it in ``_base_``)."""
     if '::' in config:
