@@ -5,13 +5,14 @@ of ``best lr ~ batch ** k`` fitted from the optima.
 Tasks: ``digits`` (the UCI digits MLP, batches 16 to 1024, 20 epochs) and ``shapes``
 (the demo RTMDet-tiny on Shapes, batches 16 and 64, 24 epochs). Each optimizer starts
 from its recipe at the recipe's batch (AdamW: the AdamW config; Lion: the converted
-digits twin, the main job's Shapes recipe). At batch ``b`` the grid is centred on the
-lr its usual rule gives there (AdamW linear, MMEngine's; Lion square root, mmlion's
-default before this sweep; fixed, so the CSVs resume) and spans ``2 ** j`` times it for ``j`` in ``--steps`` (default -2 to 2);
-where the best point (mean over seeds) is at an edge, the grid grows by one point on
-that side, up to ``--max-extend`` times. As the lr moves, ``lr * weight_decay`` and the
-cosine's ``eta_min / lr`` stay as in the recipe, and the warmup lasts as many epochs
-as at the recipe's batch. Every run is ``tools/train.py`` (the MMEngine Runner).
+digits twin, the main job's Shapes recipe). At batch ``b`` the grid is centred on the lr
+its usual rule gives there (AdamW linear, MMEngine's; Lion square root, mmlion's default
+before this sweep; fixed, so the CSVs resume) and spans ``2 ** j`` times it for ``j`` in
+``--steps`` (default -2 to 2); where the best point (mean over seeds) is at an edge, the
+grid grows by one point on that side, up to ``--max-extend`` times. As the lr moves,
+``lr * weight_decay`` and the cosine's ``eta_min / lr`` stay as in the recipe, and the
+warmup lasts as many epochs as at the recipe's batch. Every run is ``tools/train.py``
+(the MMEngine Runner).
 
 Each finished run is a row of the CSV (``<out>/<task>.csv``): a sweep stopped at any
 point resumes where it stopped, run by run. ``--background`` detaches it (the log, one
