@@ -56,18 +56,22 @@ class Default(NamedTuple):
     """The default conversion from a total batch of ``from_batch`` up."""
     from_batch: int
     ratio: float
-    betas: tuple
+    stable: bool  # STABLE_BETAS, as convert(stable=True) writes them; else BETAS
     evidence: str
+
+    @property
+    def betas(self) -> tuple:
+        return STABLE_BETAS if self.stable else BETAS
 
 
 # One row per range of total batch, each from a sweep (docs/evidence.md).
 DEFAULTS = (
-    Default(0, 3.0, STABLE_BETAS, "on the Shapes detector at batch 16, AdamW's recipe lr "
+    Default(0, 3.0, True, "on the Shapes detector at batch 16, AdamW's recipe lr "
             "(0.004) / 3 is Lion's best (0.00133); AdamW's best (0.016, on a top flat from "
             "0.004) / 3 is 1.3 points below it; / 10 from the recipe lost 5 points"),
-    Default(SMALL_BATCH, 6.0, STABLE_BETAS, 'on the Shapes detector at batch 64, the tuned '
+    Default(SMALL_BATCH, 6.0, True, 'on the Shapes detector at batch 64, the tuned '
             'optima are 6x apart (AdamW 0.064, Lion 0.0107)'),
-    Default(256, 10.0, BETAS, "the paper's large-batch recipes; on the digits the tuned "
+    Default(256, 10.0, False, "the paper's large-batch recipes; on the digits the tuned "
             'optima are 8.5x apart from batch 16 to 256'),
 )
 
@@ -275,7 +279,7 @@ def main(argv=None) -> str:
     if args.lr_ratio is None:
         default = default_for(batch)
         args.lr_ratio = default.ratio
-        args.stable = args.stable or default.betas == STABLE_BETAS
+        args.stable = args.stable or default.stable
         ratio_why = f'the default at total batch {batch}: {default.evidence} (docs/evidence.md)'
     else:
         ratio_why = 'given by --lr-ratio'
